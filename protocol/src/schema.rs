@@ -1,0 +1,104 @@
+//! Collection schemas: which fields a record document of each synced collection holds, their
+//! types, and which are required or server-owned. The server materializes each field into the
+//! column of the collection's typed table named here; a server test checks the tables match.
+
+/// The type of one record field, and how it is stored in the automerge root map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldType {
+    /// A string scalar of at most `max_len` characters (last writer wins on concurrent edits).
+    String { max_len: usize },
+    /// A 64-bit integer scalar.
+    Int,
+    /// A boolean scalar.
+    Bool,
+    /// An automerge timestamp scalar (milliseconds since the Unix epoch, UTC).
+    Timestamp,
+    /// A string scalar restricted to the listed values.
+    Enum(&'static [&'static str]),
+    /// A string scalar holding the UUID of a document of the named collection.
+    Ref(&'static str),
+}
+
+/// One field of a collection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FieldDef {
+    /// Key in the record document's root map.
+    pub name: &'static str,
+    /// Column in the typed Postgres table (differs from `name` where SQL reserves the word).
+    pub column: &'static str,
+    pub ty: FieldType,
+    /// The merged record must hold a non-empty value.
+    pub required: bool,
+    /// Only the server writes it; it never appears in a client's CRDT document.
+    pub server_owned: bool,
+}
+
+impl FieldDef {
+    const fn client(name: &'static str, ty: FieldType, required: bool) -> Self {
+        Self { name, column: name, ty, required, server_owned: false }
+    }
+    const fn server(name: &'static str, ty: FieldType) -> Self {
+        Self { name, column: name, ty, required: false, server_owned: true }
+    }
+    const fn column(mut self, column: &'static str) -> Self {
+        self.column = column;
+        self
+    }
+}
+
+/// The schema of one synced record collection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CollectionSchema {
+    pub name: &'static str,
+    /// The typed table the server materializes records into.
+    pub table: &'static str,
+    pub fields: &'static [FieldDef],
+}
+
+impl CollectionSchema {
+    pub fn field(&self, name: &str) -> Option<&'static FieldDef> {
+        self.fields.iter().find(|f| f.name == name)
+    }
+
+    /// Fields a client writes in its CRDT document.
+    pub fn client_fields(&self) -> impl Iterator<Item = &'static FieldDef> {
+        self.fields.iter().filter(|f| !f.server_owned)
+    }
+}
+
+pub const TASK_STATUSES: &[&str] =
+    &["backlog", "todo", "in_progress", "in_review", "done", "cancelled"];
+pub const TASK_PRIORITIES: &[&str] = &["none", "low", "medium", "high", "urgent"];
+
+/// Tasks: the first synced record collection.
+pub const TASKS: CollectionSchema = CollectionSchema {
+    name: "tasks",
+    table: "tasks",
+    fields: &[
+        FieldDef::client("title", FieldType::String { max_len: 500 }, true),
+        FieldDef::client("description", FieldType::String { max_len: 100_000 }, false),
+        FieldDef::client("status", FieldType::Enum(TASK_STATUSES), true),
+        FieldDef::client("priority", FieldType::Enum(TASK_PRIORITIES), false),
+        FieldDef::client("due_date", FieldType::Timestamp, false),
+        FieldDef::client("assignee_id", FieldType::Ref("users"), false),
+        FieldDef::client("board_id", FieldType::Ref("boards"), false),
+        // `column` is an SQL keyword, hence the column name.
+        FieldDef::client("column", FieldType::String { max_len: 200 }, false).column("board_column"),
+        // A fractional index: tasks sort by it as a string.
+        FieldDef::client("position", FieldType::String { max_len: 200 }, false),
+        FieldDef::client("parent_id", FieldType::Ref("tasks"), false),
+        // Soft delete: a client deletes by setting it, restores by clearing it.
+        FieldDef::client("deleted_at", FieldType::Timestamp, false),
+        FieldDef::server("created_by", FieldType::Ref("users")),
+        FieldDef::server("created_at", FieldType::Timestamp),
+        FieldDef::server("updated_at", FieldType::Timestamp),
+    ],
+};
+
+/// Every synced record collection.
+pub const COLLECTIONS: &[&CollectionSchema] = &[&TASKS];
+
+/// Looks a collection up by name.
+pub fn collection(name: &str) -> Option<&'static CollectionSchema> {
+    COLLECTIONS.iter().copied().find(|c| c.name == name)
+}
