@@ -1,0 +1,83 @@
+//! The axum application: shared state, routes, correlation ids and request tracing.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderName, HeaderValue};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::get;
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tower_http::trace::TraceLayer;
+
+use crate::auth::AuthKeys;
+use crate::error::CORRELATION_ID;
+use crate::hub::ChangeHub;
+use crate::{auth, health, ws};
+
+/// State shared by every request and connection. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: PgPool,
+    pub keys: Arc<AuthKeys>,
+    pub hub: ChangeHub,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    pub fn new(db: PgPool, keys: AuthKeys) -> Self {
+        Self { db, keys: Arc::new(keys), hub: ChangeHub::default() }
+    }
+}
+
+static CORRELATION_HEADER: HeaderName = HeaderName::from_static("x-correlation-id");
+
+/// Builds the router with every route of the server.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/health/live", get(health::live))
+        .route("/health/ready", get(health::ready))
+        .route("/sync", get(ws::upgrade))
+        .merge(auth::routes())
+        .layer(middleware::from_fn(correlation_id))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Takes the request's `X-Correlation-Id` (or makes one), exposes it to error responses and
+/// logs, and echoes it on the response.
+async fn correlation_id(request: Request, next: Next) -> Response {
+    let id = request
+        .headers()
+        .get(&CORRELATION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128)
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    let span = tracing::info_span!("request", correlation_id = %id);
+    let mut response = {
+        let _entered = span.enter();
+        CORRELATION_ID.scope(id.clone(), next.run(request)).await
+    };
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(CORRELATION_HEADER.clone(), value);
+    }
+    response
+}
+
+/// Serves until `shutdown` resolves, then stops accepting and lets open requests finish.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+}

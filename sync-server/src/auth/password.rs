@@ -1,0 +1,1 @@
+//! argon2id password hashing (to be written).

@@ -1,0 +1,1 @@
+//! Rotating refresh tokens (to be written).

@@ -1,0 +1,1 @@
+//! Server configuration from the environment (to be written).

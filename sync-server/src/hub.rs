@@ -1,0 +1,69 @@
+//! In-process fan-out of committed changes to the sync connections of the same org.
+//!
+//! A batch is published only after its transaction commits, so every sequence number below the
+//! batch's first one is already committed and readable. A connection that sees a gap between
+//! the last seq it delivered and a batch (batches can be published out of order, and a slow
+//! connection can lag behind the broadcast buffer) reads the missing range from the change log.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use syncline_protocol::MutationId;
+use tokio::sync::broadcast;
+use uuid::Uuid;
+
+/// Batches buffered per org before a slow receiver lags (and falls back to the change log).
+const CHANNEL_CAPACITY: usize = 1024;
+
+/// One committed change as it is fanned out.
+#[derive(Debug, Clone)]
+pub struct CommittedChange {
+    pub seq: u64,
+    pub doc_id: Uuid,
+    pub collection: String,
+    pub payload: Vec<u8>,
+    pub mid: Option<MutationId>,
+}
+
+/// The changes of one committed transaction: seqs `first_seq..=last_seq`, in order.
+#[derive(Debug, Clone)]
+pub struct CommittedBatch {
+    pub org_id: Uuid,
+    pub first_seq: u64,
+    pub last_seq: u64,
+    pub changes: Vec<CommittedChange>,
+}
+
+/// Per-org broadcast channels.
+#[derive(Clone, Default)]
+pub struct ChangeHub {
+    orgs: Arc<Mutex<HashMap<Uuid, broadcast::Sender<Arc<CommittedBatch>>>>>,
+}
+
+impl std::fmt::Debug for ChangeHub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChangeHub").finish_non_exhaustive()
+    }
+}
+
+impl ChangeHub {
+    /// Receives every batch of `org_id` published from now on.
+    pub fn subscribe(&self, org_id: Uuid) -> broadcast::Receiver<Arc<CommittedBatch>> {
+        let mut orgs = self.orgs.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        orgs.entry(org_id).or_insert_with(|| broadcast::channel(CHANNEL_CAPACITY).0).subscribe()
+    }
+
+    /// Publishes a committed batch to the org's connections.
+    pub fn publish(&self, batch: CommittedBatch) {
+        let mut orgs = self.orgs.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(sender) = orgs.get(&batch.org_id) {
+            if sender.receiver_count() == 0 {
+                // Nobody of this org is connected: drop the channel instead of buffering.
+                orgs.remove(&batch.org_id);
+            } else {
+                // Err only means every receiver went away meanwhile.
+                let _ = sender.send(Arc::new(batch));
+            }
+        }
+    }
+}

@@ -1,0 +1,2 @@
+//! `syncline-server` binary (to be written).
+fn main() {}

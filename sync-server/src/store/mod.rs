@@ -1,0 +1,1 @@
+//! SQL behind the sync protocol (being written).

@@ -1,0 +1,184 @@
+//! Test support shared by integration tests, conflict-tests and benchmarks: a real server on
+//! port 0 against a throwaway PostgreSQL database.
+//!
+//! One PostgreSQL cluster is started per test process (or `SYNCLINE_TEST_DATABASE_URL` names an
+//! existing server, as a superuser URL); every [`TestServer`] gets a fresh database in it.
+
+use std::net::SocketAddr;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use serde::Deserialize;
+use sqlx::{Connection, PgConnection, PgPool};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+use crate::app::{AppState, serve};
+use crate::auth::AuthKeys;
+use crate::db;
+use crate::embedded_pg::EmbeddedPostgres;
+
+/// Secret the test servers sign tokens with (tests mint expired tokens with it).
+pub const TEST_JWT_SECRET: &[u8] = b"syncline-test-secret-0123456789abcdef";
+
+struct Cluster {
+    admin_url: String,
+    /// Keeps the embedded cluster (and its temporary directory) alive for the process.
+    _embedded: Option<(EmbeddedPostgres, tempfile::TempDir)>,
+}
+
+static CLUSTER: OnceLock<Cluster> = OnceLock::new();
+
+fn cluster() -> &'static Cluster {
+    CLUSTER.get_or_init(|| {
+        if let Ok(url) = std::env::var("SYNCLINE_TEST_DATABASE_URL") {
+            return Cluster { admin_url: url, _embedded: None };
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("syncline-test-pg-")
+            .tempdir()
+            .expect("create a temporary directory for the test cluster");
+        let pg = EmbeddedPostgres::start(dir.path()).expect("start the test PostgreSQL cluster");
+        Cluster { admin_url: pg.url("postgres"), _embedded: Some((pg, dir)) }
+    })
+}
+
+/// Creates an empty database in the test cluster and returns its URL.
+pub async fn fresh_database_url() -> String {
+    let admin_url = tokio::task::spawn_blocking(|| cluster().admin_url.clone())
+        .await
+        .expect("cluster start panicked");
+    let name = format!("syncline_test_{}", Uuid::new_v4().simple());
+    let mut admin = PgConnection::connect(&admin_url).await.expect("connect to the test cluster");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut admin)
+        .await
+        .expect("create test database");
+    replace_database(&admin_url, &name)
+}
+
+fn replace_database(url: &str, db: &str) -> String {
+    // URLs look like `postgres://user@host:port/dbname?params` or `postgres:///dbname?params`.
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let prefix_end = base.rfind('/').map_or(base.len(), |i| i + 1);
+    let mut out = format!("{}{}", &base[..prefix_end], db);
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
+}
+
+/// A registered user with a fresh session.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TestUser {
+    pub user_id: Uuid,
+    pub org_id: Uuid,
+    pub access_token: String,
+    pub refresh_token: String,
+}
+
+/// A running server on `127.0.0.1:<random port>` with its own database.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub db: PgPool,
+    pub state: AppState,
+    pub database_url: String,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for TestServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestServer").field("addr", &self.addr).finish_non_exhaustive()
+    }
+}
+
+impl TestServer {
+    /// Starts a server against a new, migrated database.
+    pub async fn start() -> Self {
+        let url = fresh_database_url().await;
+        Self::start_on(url).await
+    }
+
+    /// Starts a server against an existing database (e.g. to restart one).
+    pub async fn start_on(database_url: String) -> Self {
+        let pool = db::connect_and_migrate(&database_url, 16).await.expect("connect and migrate");
+        let keys = AuthKeys::new(TEST_JWT_SECRET, Duration::from_secs(900), Duration::from_secs(86_400));
+        let state = AppState::new(pool.clone(), keys);
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
+        let addr = listener.local_addr().expect("local addr");
+        let (tx, rx) = oneshot::channel::<()>();
+        let serve_state = state.clone();
+        let task = tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = rx.await;
+            };
+            if let Err(e) = serve(listener, serve_state, shutdown).await {
+                tracing::error!(error = %e, "test server stopped with an error");
+            }
+        });
+        Self { addr, db: pool, state, database_url, shutdown: Some(tx), task: Some(task) }
+    }
+
+    /// Stops accepting and closes the server (open WebSockets are dropped with the task).
+    pub async fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+
+    /// Stops this server and starts a new one on the same database (a new port).
+    pub async fn restart(mut self) -> Self {
+        self.stop().await;
+        Self::start_on(self.database_url.clone()).await
+    }
+
+    pub fn http_url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/sync", self.addr)
+    }
+
+    /// Registers a new user (and its org) through `POST /auth/register`.
+    pub async fn register(&self, email: &str) -> TestUser {
+        let response = reqwest::Client::new()
+            .post(self.http_url("/auth/register"))
+            .json(&serde_json::json!({
+                "email": email,
+                "password": "correct horse battery staple",
+                "display_name": email,
+            }))
+            .send()
+            .await
+            .expect("register request");
+        let status = response.status();
+        let body = response.text().await.expect("register body");
+        assert!(status.is_success(), "register failed: {status} {body}");
+        serde_json::from_str(&body).expect("register response")
+    }
+
+    /// Signs an access token directly (e.g. an expired one).
+    pub fn sign_token(&self, user_id: Uuid, org_id: Uuid, iat: i64, exp: i64) -> String {
+        self.state.keys.sign(user_id, org_id, iat, exp).expect("sign")
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
