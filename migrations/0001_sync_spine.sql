@@ -58,7 +58,6 @@ CREATE TABLE documents (
     created_by  uuid NOT NULL REFERENCES users (id),
     created_at  timestamptz NOT NULL DEFAULT now(),
     updated_at  timestamptz NOT NULL DEFAULT now(),
-    last_seq    bigint NOT NULL,
     PRIMARY KEY (org_id, id)
 );
 -- Document ids are client-generated UUIDv7s and unique across orgs, so a change naming another

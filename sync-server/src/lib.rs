@@ -24,6 +24,7 @@ pub mod embedded_pg;
 pub mod error;
 pub mod health;
 pub mod hub;
+pub mod merge;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;

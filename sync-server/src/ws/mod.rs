@@ -1,10 +1,30 @@
-//! The sync endpoint (being written).
+//! The sync endpoint `/sync`: one multiplexed WebSocket per client speaking the protocol of
+//! `syncline-protocol` (see docs/protocol.md).
+//!
+//! - [`handshake`]: the first frame must be a `Hello` with a valid token.
+//! - [`session`]: the connection loop (client frames, live changes, token expiry).
+//! - [`subscriptions`]: snapshots, catch-up from a cursor, and live filtering.
+
+mod handshake;
+mod session;
+mod subscriptions;
+
 use axum::extract::State;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::response::Response;
 
 use crate::AppState;
 
-pub async fn upgrade(ws: WebSocketUpgrade, State(_state): State<AppState>) -> Response {
-    ws.on_upgrade(|_socket| async {})
+/// Largest frame a client may send (a push of many changes).
+pub const MAX_FRAME_BYTES: usize = 16 << 20;
+/// Per-connection socket buffers: small, so that 10 K idle connections stay cheap (tungstenite's
+/// default is 128 KiB each way).
+const SOCKET_BUFFER_BYTES: usize = 16 << 10;
+
+/// Upgrades `GET /sync` to a WebSocket and runs the session on it.
+pub async fn upgrade(ws: WebSocketUpgrade, State(state): State<AppState>) -> Response {
+    ws.read_buffer_size(SOCKET_BUFFER_BYTES)
+        .write_buffer_size(SOCKET_BUFFER_BYTES)
+        .max_message_size(MAX_FRAME_BYTES)
+        .on_upgrade(move |socket| session::run(socket, state))
 }

@@ -1,0 +1,15 @@
+//! Org membership lookups.
+
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// The user's role in the org, if the user is a member.
+pub async fn role(db: &PgPool, org_id: Uuid, user_id: Uuid) -> Result<Option<String>, sqlx::Error> {
+    let row: Option<(String,)> =
+        sqlx::query_as("SELECT role FROM org_members WHERE org_id = $1 AND user_id = $2")
+            .bind(org_id)
+            .bind(user_id)
+            .fetch_optional(db)
+            .await?;
+    Ok(row.map(|(r,)| r))
+}

@@ -1,0 +1,281 @@
+//! One sync connection after its handshake: reads client frames, forwards the org's committed
+//! changes to matching subscriptions in seq order, and closes the socket when the token expires.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use syncline_protocol::{
+    ClientMessage, CloseCode, CodecError, ErrorCode, Mutation, PROTOCOL_VERSION, ServerMessage,
+    decode_client, encode,
+};
+use tokio::sync::broadcast::error::RecvError;
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use super::handshake::{self, Identity, truncate};
+use super::subscriptions::Subscriptions;
+use crate::AppState;
+use crate::error::ServerError;
+use crate::hub::CommittedBatch;
+use crate::merge::{self, Pusher};
+use crate::store::change_log;
+
+/// Most mutations accepted in one `Push`.
+pub const MAX_MUTATIONS_PER_PUSH: usize = 1000;
+
+/// Why the session ends.
+#[derive(Debug)]
+pub enum Stop {
+    /// The peer closed or the socket failed: nothing more to send.
+    PeerGone,
+    /// Close with this code and reason.
+    Close(CloseCode, String),
+}
+
+impl From<ServerError> for Stop {
+    fn from(e: ServerError) -> Self {
+        e.log();
+        Stop::Close(CloseCode::ServerUnavailable, truncate(&e.message))
+    }
+}
+
+impl From<sqlx::Error> for Stop {
+    fn from(e: sqlx::Error) -> Self {
+        Stop::from(ServerError::from(e))
+    }
+}
+
+/// Runs a connection to its end.
+pub async fn run(mut socket: WebSocket, state: AppState) {
+    let span = tracing::info_span!(
+        "sync_connection",
+        user_id = tracing::field::Empty,
+        org_id = tracing::field::Empty,
+        client_id = tracing::field::Empty
+    );
+    async move {
+        let identity = match handshake::authenticate(&mut socket, &state).await {
+            Ok(identity) => identity,
+            Err(refused) => {
+                if let Some((code, reason)) = refused {
+                    tracing::info!(code = code.code(), %reason, "handshake refused");
+                    close(&mut socket, code, reason).await;
+                }
+                return;
+            }
+        };
+        let span = tracing::Span::current();
+        span.record("user_id", tracing::field::display(identity.session.user_id));
+        span.record("org_id", tracing::field::display(identity.session.org_id));
+        span.record("client_id", tracing::field::display(identity.client_id));
+        tracing::info!("sync session started");
+        match serve(&mut socket, &state, identity).await {
+            Stop::PeerGone => tracing::info!("sync session ended by peer"),
+            Stop::Close(code, reason) => {
+                tracing::info!(code = code.code(), %reason, "closing sync session");
+                close(&mut socket, code, reason).await;
+            }
+        }
+    }
+    .instrument(span)
+    .await;
+}
+
+async fn close(socket: &mut WebSocket, code: CloseCode, reason: String) {
+    let frame = CloseFrame { code: code.code(), reason: truncate(&reason).into() };
+    let _ = socket.send(Message::Close(Some(frame))).await;
+}
+
+/// Encodes and sends one message.
+pub async fn send(socket: &mut WebSocket, message: &ServerMessage) -> Result<(), Stop> {
+    let bytes = encode(message).map_err(|e| Stop::from(ServerError::internal(e)))?;
+    socket.send(Message::Binary(bytes.into())).await.map_err(|_| Stop::PeerGone)
+}
+
+struct Connection<'a> {
+    socket: &'a mut WebSocket,
+    state: &'a AppState,
+    identity: Identity,
+    subs: Subscriptions,
+    /// Every change with seq <= live_pos has been considered for delivery.
+    live_pos: u64,
+    expires_at: Instant,
+}
+
+async fn serve(socket: &mut WebSocket, state: &AppState, identity: Identity) -> Stop {
+    let org_id = identity.session.org_id;
+    // Subscribe before reading the current seq, so no batch committed in between is missed.
+    let mut live = state.hub.subscribe(org_id);
+    let live_pos = match change_log::current(&state.db, org_id).await {
+        Ok(pos) => pos,
+        Err(e) => return e.into(),
+    };
+    let mut conn = Connection {
+        socket,
+        state,
+        identity,
+        subs: Subscriptions::default(),
+        live_pos,
+        expires_at: expiry_instant(identity.session.expires_at),
+    };
+    let welcome = ServerMessage::Welcome {
+        protocol_version: PROTOCOL_VERSION,
+        user_id: identity.session.user_id,
+        org_id,
+        session_expires_at: identity.session.expires_at,
+    };
+    if let Err(stop) = send(conn.socket, &welcome).await {
+        return stop;
+    }
+    loop {
+        let step = tokio::select! {
+            frame = conn.socket.recv() => match frame {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => Err(Stop::PeerGone),
+                Some(Ok(Message::Binary(bytes))) => conn.on_frame(&bytes).await,
+                Some(Ok(Message::Text(_))) => {
+                    Err(Stop::Close(CloseCode::UnsupportedData, "the protocol is binary (CBOR)".into()))
+                }
+                Some(Ok(_)) => Ok(()), // ping/pong are answered by the socket itself
+            },
+            batch = live.recv() => match batch {
+                Ok(batch) => conn.deliver(&batch).await,
+                // Lagged: catch up from the log up to what is committed now.
+                Err(RecvError::Lagged(_)) => conn.catch_up_live().await,
+                Err(RecvError::Closed) => Err(Stop::Close(CloseCode::ServerUnavailable, "server shutting down".into())),
+            },
+            () = tokio::time::sleep_until(conn.expires_at) => {
+                Err(Stop::Close(CloseCode::TokenExpired, "session token expired; reconnect with a fresh token".into()))
+            }
+        };
+        if let Err(stop) = step {
+            return stop;
+        }
+    }
+}
+
+fn expiry_instant(expires_at_unix: i64) -> Instant {
+    let remaining = expires_at_unix - chrono::Utc::now().timestamp();
+    Instant::now() + Duration::from_secs(u64::try_from(remaining).unwrap_or(0))
+}
+
+impl Connection<'_> {
+    async fn on_frame(&mut self, bytes: &[u8]) -> Result<(), Stop> {
+        let message = match decode_client(bytes) {
+            Ok(m) => m,
+            Err(CodecError::Malformed(reason)) => return Err(Stop::Close(CloseCode::MalformedFrame, reason)),
+            Err(e @ CodecError::UnknownType(_)) => {
+                return self.error(ErrorCode::UnknownMessageType, e.to_string()).await;
+            }
+            Err(e) => return self.error(ErrorCode::MalformedFrame, e.to_string()).await,
+        };
+        match message {
+            ClientMessage::Hello { .. } => self.error(ErrorCode::UnexpectedMessage, "already authenticated").await,
+            ClientMessage::Subscribe { sub_id, scope, cursor } => {
+                let ctx = super::subscriptions::Context {
+                    socket: self.socket,
+                    state: self.state,
+                    org_id: self.identity.session.org_id,
+                    live_pos: self.live_pos,
+                };
+                self.subs.subscribe(ctx, sub_id, scope, cursor).await
+            }
+            ClientMessage::Unsubscribe { sub_id } => {
+                self.subs.unsubscribe(sub_id);
+                Ok(())
+            }
+            ClientMessage::Push { mutations } => self.push(&mutations).await,
+            ClientMessage::Reauth { token } => self.reauth(&token).await,
+            ClientMessage::Ping { nonce } => send(self.socket, &ServerMessage::Pong { nonce }).await,
+        }
+    }
+
+    async fn error(&mut self, code: ErrorCode, message: impl Into<String>) -> Result<(), Stop> {
+        send(self.socket, &ServerMessage::Error { code, message: message.into() }).await
+    }
+
+    async fn push(&mut self, mutations: &[Mutation]) -> Result<(), Stop> {
+        if mutations.len() > MAX_MUTATIONS_PER_PUSH {
+            return self
+                .error(ErrorCode::TooLarge, format!("at most {MAX_MUTATIONS_PER_PUSH} mutations per push"))
+                .await;
+        }
+        let pusher = Pusher {
+            org_id: self.identity.session.org_id,
+            user_id: self.identity.session.user_id,
+            client_id: self.identity.client_id,
+        };
+        let outcome = merge::apply_push(self.state, pusher, mutations).await?;
+        if let Some(batch) = outcome.batch {
+            self.state.hub.publish(batch);
+        }
+        for reply in &outcome.replies {
+            send(self.socket, reply).await?;
+        }
+        Ok(())
+    }
+
+    async fn reauth(&mut self, token: &str) -> Result<(), Stop> {
+        match self.state.keys.verify(token) {
+            Ok(s) if s.user_id == self.identity.session.user_id && s.org_id == self.identity.session.org_id => {
+                self.identity.session.expires_at = s.expires_at;
+                self.expires_at = expiry_instant(s.expires_at);
+                send(self.socket, &ServerMessage::Reauthed { session_expires_at: s.expires_at }).await
+            }
+            Ok(_) => self.error(ErrorCode::Forbidden, "token is for another user or organization").await,
+            Err(e) => self.error(e.code, e.message).await,
+        }
+    }
+
+    /// Forwards a committed batch, first reading any seqs between `live_pos` and the batch from
+    /// the log (batches may be published out of order, and all lower seqs are committed).
+    async fn deliver(&mut self, batch: &Arc<CommittedBatch>) -> Result<(), Stop> {
+        if batch.last_seq <= self.live_pos {
+            return Ok(());
+        }
+        if batch.first_seq > self.live_pos + 1 {
+            self.read_log_until(batch.first_seq - 1).await?;
+        }
+        for change in batch.changes.iter().filter(|c| c.seq > self.live_pos) {
+            if self.subs.matches(change) {
+                send(self.socket, &merge::change_message(change)).await?;
+            }
+        }
+        self.live_pos = batch.last_seq;
+        Ok(())
+    }
+
+    async fn catch_up_live(&mut self) -> Result<(), Stop> {
+        let upto = change_log::current(&self.state.db, self.identity.session.org_id).await?;
+        self.read_log_until(upto).await
+    }
+
+    /// Sends the matching changes in `(live_pos, upto]` from the log and advances `live_pos`.
+    async fn read_log_until(&mut self, upto: u64) -> Result<(), Stop> {
+        const PAGE: i64 = 1000;
+        let org_id = self.identity.session.org_id;
+        while self.live_pos < upto {
+            let page = change_log::read_range(
+                &self.state.db,
+                org_id,
+                self.live_pos,
+                upto,
+                &change_log::LogFilter::All,
+                PAGE,
+            )
+            .await?;
+            let Some(last) = page.last().map(|c| c.seq) else {
+                // Cannot happen while the invariant holds (seqs up to `upto` are committed).
+                tracing::error!(after = self.live_pos, upto, "change log has a gap");
+                return Err(Stop::Close(CloseCode::ServerUnavailable, "change log unavailable".into()));
+            };
+            for change in &page {
+                if self.subs.matches(change) {
+                    send(self.socket, &merge::change_message(change)).await?;
+                }
+            }
+            self.live_pos = last;
+        }
+        Ok(())
+    }
+}
