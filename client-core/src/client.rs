@@ -1,0 +1,159 @@
+//! [`Client`]: one replica of the user's data in one SQLite file, usable with no server at all.
+//!
+//! This file opens the replica and exposes its identity and bookkeeping; record reads and
+//! writes live in [`crate::records`], typed task helpers in [`crate::tasks`], and the sync
+//! state machine (messages in, messages out, no IO) in [`crate::sync`].
+
+use std::path::Path;
+
+use automerge::ActorId;
+use rusqlite::Connection;
+use syncline_protocol::schema::{self, CollectionSchema};
+use uuid::Uuid;
+
+use crate::doc;
+use crate::error::{ClientError, Result};
+use crate::store::outbox::OutboxEntry;
+use crate::store::{ddl, documents, meta, outbox, rows};
+use crate::sync::SyncSession;
+
+/// An offline-capable replica. Not `Sync`: share it as `Arc<Mutex<Client>>` (see
+/// `native::NativeClient`).
+pub struct Client {
+    pub(crate) conn: Connection,
+    pub(crate) client_id: Uuid,
+    /// automerge actor of every local change: the client id's bytes.
+    pub(crate) actor: ActorId,
+    /// Outbox entries, kept in memory so status checks need no query.
+    pub(crate) pending: u64,
+    /// Connection-scoped sync state (lost on restart by design).
+    pub(crate) sync: SyncSession,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("client_id", &self.client_id)
+            .field("pending", &self.pending)
+            .field("sync", &self.sync)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// Opens (creating if needed) the replica stored in the file at `path`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::from_connection(Connection::open(path)?)
+    }
+
+    /// A replica that lives only as long as the value (tests, previews).
+    pub fn open_in_memory() -> Result<Self> {
+        Self::from_connection(Connection::open_in_memory()?)
+    }
+
+    /// Uses an already opened connection, e.g. one on a browser VFS (OPFS) opened by the wasm
+    /// bindings with their own flags.
+    pub fn from_connection(mut conn: Connection) -> Result<Self> {
+        crate::store::configure(&conn)?;
+        let tx = conn.transaction()?;
+        let stale = ddl::migrate(&tx)?;
+        let client_id = meta::client_id(&tx)?;
+        let actor = doc::actor_for(client_id);
+        for schema in stale {
+            rematerialize(&tx, schema, &actor)?;
+        }
+        let pending = outbox::count(&tx)?;
+        tx.commit()?;
+        tracing::debug!(%client_id, pending, "replica opened");
+        Ok(Self {
+            conn,
+            client_id,
+            actor,
+            pending,
+            sync: SyncSession::default(),
+        })
+    }
+
+    /// This replica's id, generated on first open and persisted; the `client_id` of `Hello`
+    /// and of every mutation id.
+    pub fn client_id(&self) -> Uuid {
+        self.client_id
+    }
+
+    /// Local changes the server has not acknowledged (or rejected) yet.
+    pub fn pending_count(&self) -> u64 {
+        self.pending
+    }
+
+    /// The pending local changes, in push order.
+    pub fn outbox(&self) -> Result<Vec<OutboxEntry>> {
+        outbox::after(&self.conn, 0)
+    }
+
+    /// The cursor of a collection's subscription (`None` before its first complete sync).
+    pub fn cursor(&self, collection: &str) -> Result<Option<u64>> {
+        meta::cursor(&self.conn, collection)
+    }
+
+    /// Forgets a collection's cursor so that the next connection receives a full snapshot
+    /// again (e.g. after suspecting the replica missed changes).
+    pub fn reset_cursor(&mut self, collection: &str) -> Result<()> {
+        meta::clear_cursor(&self.conn, schema_of(collection)?.name)
+    }
+
+    /// `(user_id, org_id)` of the last session the server welcomed.
+    pub fn session_identity(&self) -> Result<Option<(Uuid, Uuid)>> {
+        meta::session_identity(&self.conn)
+    }
+
+    /// A document's stored automerge states, for tools and tests that inspect or forward raw
+    /// CRDT state.
+    pub fn document_states(&self, doc_id: Uuid) -> Result<Option<DocumentStates>> {
+        Ok(
+            documents::load(&self.conn, doc_id)?.map(|d| DocumentStates {
+                collection: d.collection,
+                confirmed: d.confirmed,
+                working: d.working,
+            }),
+        )
+    }
+
+    /// Direct read access to the replica (custom queries, diagnostics). Writes through it
+    /// bypass the outbox and are not synced.
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+/// A document's saved automerge states (`AutoCommit::save` format).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocumentStates {
+    pub collection: String,
+    /// What the server acknowledged; `None` while nothing was.
+    pub confirmed: Option<Vec<u8>>,
+    /// Confirmed plus pending local changes.
+    pub working: Vec<u8>,
+}
+
+/// The schema of a synced collection, or a typed error.
+pub(crate) fn schema_of(collection: &str) -> Result<&'static CollectionSchema> {
+    schema::collection(collection)
+        .ok_or_else(|| ClientError::UnknownCollection(collection.to_owned()))
+}
+
+/// Rewrites every row of a collection from its documents (after its table gained columns).
+fn rematerialize(conn: &Connection, schema: &CollectionSchema, actor: &ActorId) -> Result<()> {
+    let ids = documents::ids_in_collection(conn, schema.name)?;
+    tracing::info!(
+        collection = schema.name,
+        docs = ids.len(),
+        "re-materializing after a schema upgrade"
+    );
+    for id in ids {
+        if let Some(stored) = documents::load(conn, id)? {
+            let working = doc::load(id, Some(&stored.working), actor)?;
+            rows::materialize(conn, schema, id, &working)?;
+        }
+    }
+    Ok(())
+}

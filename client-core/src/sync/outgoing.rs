@@ -1,0 +1,110 @@
+//! Connection lifecycle and the messages a client sends: the handshake, one subscription per
+//! synced collection (resuming from its persisted cursor), and pushes of the outbox.
+//!
+//! Pushes are split into several `Push` messages past a count or size bound so that a client
+//! coming back from a long offline period does not send one frame the server refuses as too
+//! large. The server processes them in order, so splitting changes nothing else.
+
+use serde_bytes::ByteBuf;
+use syncline_protocol::{ClientMessage, Mutation, MutationId, PROTOCOL_VERSION, Scope};
+
+use super::{Phase, Subscription, subscriptions};
+use crate::client::Client;
+use crate::error::Result;
+use crate::store::meta;
+use crate::store::outbox::{self, OutboxEntry};
+
+/// At most this many mutations per `Push`.
+pub const MAX_PUSH_MUTATIONS: usize = 256;
+/// A `Push` is closed once its payloads reach this many bytes.
+pub const MAX_PUSH_BYTES: usize = 512 * 1024;
+
+impl Client {
+    /// The transport started opening a connection.
+    pub fn on_connecting(&mut self) {
+        self.sync.phase = Phase::Connecting;
+    }
+
+    /// The socket is open: returns `Hello`, a `Subscribe` per synced collection and the whole
+    /// outbox as `Push`es, in the order they must be sent. Every outbox entry is then in flight.
+    pub fn on_connected(&mut self, token: &str) -> Result<Vec<ClientMessage>> {
+        let mut messages = vec![ClientMessage::Hello {
+            protocol_version: PROTOCOL_VERSION,
+            token: token.to_owned(),
+            client_id: self.client_id,
+        }];
+        self.sync.subs.clear();
+        for (sub_id, collection) in subscriptions() {
+            let cursor = meta::cursor(&self.conn, collection)?;
+            self.sync.subs.insert(
+                sub_id,
+                Subscription {
+                    collection,
+                    synced: false,
+                },
+            );
+            messages.push(ClientMessage::Subscribe {
+                sub_id,
+                scope: Scope::Collection {
+                    collection: collection.to_owned(),
+                },
+                cursor,
+            });
+        }
+        self.sync.phase = Phase::AwaitingWelcome;
+        self.sync.sent_up_to = 0;
+        messages.extend(self.take_outgoing()?);
+        tracing::debug!(client_id = %self.client_id, pending = self.pending, "connected; handshake queued");
+        Ok(messages)
+    }
+
+    /// `Push`es of the outbox entries not yet sent on this connection (none while offline).
+    /// Call after local writes while connected.
+    pub fn take_outgoing(&mut self) -> Result<Vec<ClientMessage>> {
+        if matches!(self.sync.phase, Phase::Offline | Phase::Connecting) {
+            return Ok(Vec::new());
+        }
+        let entries = outbox::after(&self.conn, self.sync.sent_up_to)?;
+        if let Some(last) = entries.last() {
+            self.sync.sent_up_to = last.seq;
+        }
+        Ok(push_messages(self.client_id, entries))
+    }
+
+    /// The connection is gone: nothing is in flight any more, and unanswered pushes will be
+    /// sent again on the next connection (the server answers a retransmitted mutation like the
+    /// first time, so this is safe).
+    pub fn on_disconnected(&mut self) {
+        self.sync.phase = Phase::Offline;
+        self.sync.subs.clear();
+        self.sync.sent_up_to = 0;
+    }
+}
+
+fn push_messages(client_id: uuid::Uuid, entries: Vec<OutboxEntry>) -> Vec<ClientMessage> {
+    let mut messages = Vec::new();
+    let mut batch: Vec<Mutation> = Vec::new();
+    let mut bytes = 0;
+    for entry in entries {
+        bytes += entry.payload.len();
+        batch.push(Mutation {
+            mid: MutationId {
+                client_id,
+                seq: entry.seq,
+            },
+            doc_id: entry.doc_id,
+            collection: entry.collection,
+            payload: ByteBuf::from(entry.payload),
+        });
+        if batch.len() >= MAX_PUSH_MUTATIONS || bytes >= MAX_PUSH_BYTES {
+            messages.push(ClientMessage::Push {
+                mutations: std::mem::take(&mut batch),
+            });
+            bytes = 0;
+        }
+    }
+    if !batch.is_empty() {
+        messages.push(ClientMessage::Push { mutations: batch });
+    }
+    messages
+}
