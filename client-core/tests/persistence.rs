@@ -1,0 +1,150 @@
+//! What survives dropping the client and reopening its file: identity, documents, rows, the
+//! outbox (pushed again by `on_connected`), cursors, and the automerge actor of new changes.
+
+mod common;
+
+use automerge::{ActorId, Change};
+use client_core::{Client, ClientMessage, Query, SyncStatus};
+use common::sim::Sim;
+use common::{s, temp_client};
+use syncline_protocol::Scope;
+
+#[test]
+fn replica_survives_reopen_and_pushes_its_outbox_on_connect() {
+    let (mut c, path, _dir) = temp_client();
+    let client_id = c.client_id();
+    let a = c
+        .create("tasks", [("title", s("Offline 1")), ("status", s("todo"))])
+        .expect("create");
+    let b = c
+        .create("tasks", [("title", s("Offline 2")), ("status", s("todo"))])
+        .expect("create");
+    c.update("tasks", a, [("status", Some(s("done")))])
+        .expect("update");
+    c.delete("tasks", b).expect("delete");
+    let rows_before = c
+        .query("tasks", &Query::new().include_deleted(true))
+        .expect("query");
+    let outbox_before = c.outbox().expect("outbox");
+    drop(c);
+
+    let mut c = Client::open(&path).expect("reopen");
+    assert_eq!(c.client_id(), client_id);
+    assert_eq!(c.pending_count(), 4);
+    assert_eq!(c.outbox().expect("outbox"), outbox_before);
+    assert_eq!(
+        c.query("tasks", &Query::new().include_deleted(true))
+            .expect("query"),
+        rows_before
+    );
+    assert_eq!(c.sync_status(), SyncStatus::Offline);
+
+    let messages = c.on_connected("tok").expect("connect");
+    assert!(
+        matches!(&messages[0], ClientMessage::Hello { token, client_id: id, .. } if token == "tok" && *id == client_id)
+    );
+    assert!(matches!(
+        &messages[1],
+        ClientMessage::Subscribe { sub_id: 1, scope: Scope::Collection { collection }, cursor: None } if collection == "tasks"
+    ));
+    let ClientMessage::Push { mutations } = &messages[2] else {
+        panic!("expected a push, got {:?}", messages[2])
+    };
+    assert_eq!(messages.len(), 3);
+    assert_eq!(
+        mutations.iter().map(|m| m.mid.seq).collect::<Vec<_>>(),
+        vec![1, 2, 3, 4]
+    );
+    assert!(
+        mutations
+            .iter()
+            .all(|m| m.mid.client_id == client_id && m.collection == "tasks")
+    );
+    assert_eq!(
+        mutations.iter().map(|m| m.doc_id).collect::<Vec<_>>(),
+        vec![a, b, a, b]
+    );
+    // Everything is in flight now: nothing more to send until a new write.
+    assert!(c.take_outgoing().expect("outgoing").is_empty());
+    c.update("tasks", a, [("title", Some(s("After reconnect")))])
+        .expect("update");
+    let more = c.take_outgoing().expect("outgoing");
+    let [ClientMessage::Push { mutations }] = more.as_slice() else {
+        panic!("{more:?}")
+    };
+    assert_eq!(
+        mutations.iter().map(|m| m.mid.seq).collect::<Vec<_>>(),
+        vec![5]
+    );
+
+    // A disconnect puts every unanswered entry back in line.
+    c.on_disconnected();
+    let again = c.on_connected("tok").expect("connect");
+    let pushed: Vec<u64> = again
+        .iter()
+        .filter_map(|m| match m {
+            ClientMessage::Push { mutations } => Some(mutations.iter().map(|m| m.mid.seq)),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert_eq!(pushed, vec![1, 2, 3, 4, 5]);
+}
+
+#[test]
+fn reopened_documents_continue_the_same_automerge_actor() {
+    let (mut c, path, _dir) = temp_client();
+    let id = c
+        .create("tasks", [("title", s("Actor")), ("status", s("todo"))])
+        .expect("create");
+    drop(c);
+    let mut c = Client::open(&path).expect("reopen");
+    c.update("tasks", id, [("status", Some(s("done")))])
+        .expect("update");
+    let actor = ActorId::from(c.client_id().as_bytes());
+    let changes: Vec<Change> = c
+        .outbox()
+        .expect("outbox")
+        .iter()
+        .map(|e| Change::try_from(&e.payload[..]).expect("change"))
+        .collect();
+    assert_eq!(changes.len(), 2);
+    assert!(changes.iter().all(|ch| *ch.actor_id() == actor));
+    assert_eq!(
+        changes.iter().map(Change::seq).collect::<Vec<_>>(),
+        vec![1, 2]
+    );
+    assert_eq!(changes[1].deps(), &[changes[0].hash()]);
+}
+
+#[test]
+fn mutation_seqs_are_never_reused_after_acks_and_reopen() {
+    let (c, path, _dir) = temp_client();
+    let mut sim = Sim::new();
+    sim.add(c);
+    sim.client(0)
+        .create("tasks", [("title", s("One")), ("status", s("todo"))])
+        .expect("create");
+    sim.connect(0);
+    sim.settle();
+    assert_eq!(sim.client(0).pending_count(), 0);
+    let cursor = sim.client(0).cursor("tasks").expect("cursor");
+    assert_eq!(cursor, Some(1));
+    let Some(c) = sim.clients.pop() else {
+        panic!("client")
+    };
+    drop(c);
+
+    let mut c = Client::open(&path).expect("reopen");
+    c.create("tasks", [("title", s("Two")), ("status", s("todo"))])
+        .expect("create");
+    assert_eq!(c.outbox().expect("outbox")[0].seq, 2);
+    let messages = c.on_connected("tok").expect("connect");
+    assert!(messages.iter().any(|m| matches!(
+        m,
+        ClientMessage::Subscribe {
+            cursor: Some(1),
+            ..
+        }
+    )));
+}
