@@ -11,6 +11,7 @@ use rusqlite::Connection;
 use syncline_protocol::schema::{self, CollectionSchema};
 use uuid::Uuid;
 
+use crate::cache::{self, DocCache};
 use crate::doc;
 use crate::error::{ClientError, Result};
 use crate::store::outbox::OutboxEntry;
@@ -28,6 +29,8 @@ pub struct Client {
     pub(crate) pending: u64,
     /// Connection-scoped sync state (lost on restart by design).
     pub(crate) sync: SyncSession,
+    /// Recently used documents, decoded.
+    pub(crate) cache: DocCache,
 }
 
 impl std::fmt::Debug for Client {
@@ -71,6 +74,7 @@ impl Client {
             actor,
             pending,
             sync: SyncSession::default(),
+            cache: DocCache::new(cache::DEFAULT_CAPACITY),
         })
     }
 
@@ -78,6 +82,12 @@ impl Client {
     /// and of every mutation id.
     pub fn client_id(&self) -> Uuid {
         self.client_id
+    }
+
+    /// How many documents to keep decoded in memory (default 256). Hot documents with long
+    /// histories are expensive to decode; 0 disables the cache.
+    pub fn set_document_cache_capacity(&mut self, capacity: usize) {
+        self.cache.set_capacity(capacity);
     }
 
     /// Local changes the server has not acknowledged (or rejected) yet.
@@ -139,6 +149,15 @@ pub struct DocumentStates {
 pub(crate) fn schema_of(collection: &str) -> Result<&'static CollectionSchema> {
     schema::collection(collection)
         .ok_or_else(|| ClientError::UnknownCollection(collection.to_owned()))
+}
+
+/// First step of every write transaction: when another connection committed to the file,
+/// cached documents and the pending count may be stale, so both are refreshed.
+pub(crate) fn refresh(cache: &mut DocCache, pending: &mut u64, conn: &Connection) -> Result<()> {
+    if cache.check(conn)? {
+        *pending = outbox::count(conn)?;
+    }
+    Ok(())
 }
 
 /// Rewrites every row of a collection from its documents (after its table gained columns).

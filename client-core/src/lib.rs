@@ -17,6 +17,7 @@
 //! `wasm32-unknown-unknown` without the `native` feature (the browser transport lives in the
 //! `wasm` crate).
 
+mod cache;
 mod client;
 mod clock;
 mod doc;

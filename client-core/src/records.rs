@@ -13,9 +13,9 @@ use syncline_protocol::record::{FieldValue, RecordError, put_field, read_record}
 use syncline_protocol::schema::CollectionSchema;
 use uuid::Uuid;
 
+use crate::cache::CachedDoc;
 use crate::client::{Client, schema_of};
 use crate::clock::now_millis;
-use crate::doc;
 use crate::error::{ClientError, Result};
 use crate::query::Query;
 use crate::row::{DELETED_AT, Row};
@@ -112,24 +112,26 @@ impl Client {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let (confirmed, mut working) = match target {
-            Target::New => (None, doc::load(id, None, &self.actor)?),
-            Target::Existing => {
-                let stored = documents::load(&tx, id)?
-                    .filter(|d| d.collection == schema.name)
-                    .ok_or_else(|| not_found(schema.name, id))?;
-                let working = doc::load(id, Some(&stored.working), &self.actor)?;
-                (stored.confirmed, working)
-            }
+        crate::client::refresh(&mut self.cache, &mut self.pending, &tx)?;
+        let mut doc = match target {
+            Target::New => CachedDoc::new(schema.name, &self.actor),
+            Target::Existing => self
+                .cache
+                .take(&tx, id, &self.actor)?
+                .filter(|d| d.collection == schema.name)
+                .ok_or_else(|| not_found(schema.name, id))?,
         };
-        edit(&mut working).map_err(|e| ClientError::invalid(schema.name, e))?;
+        // On any early return below, `doc` is dropped and the cache reloads the committed
+        // state next time, so a refused edit never lingers in memory.
+        let working = &mut doc.working;
+        edit(working).map_err(|e| ClientError::invalid(schema.name, e))?;
         let hash = working.commit();
         if hash.is_none() && matches!(target, Target::Existing) {
             return Ok(false);
         }
         // Validate the merged record, not just the written fields: required fields and the
         // rest of the document must still hold. The edited document is dropped on failure.
-        read_record(&working, schema).map_err(|e| ClientError::invalid(schema.name, e))?;
+        read_record(working, schema).map_err(|e| ClientError::invalid(schema.name, e))?;
         let Some(hash) = hash else {
             return Err(ClientError::invalid_field(
                 schema.name,
@@ -142,8 +144,8 @@ impl Client {
             .get_change_by_hash(&hash)
             .ok_or_else(|| ClientError::document(id, "committed change not found"))?;
         let seq = meta::allocate_seq(&tx)?;
-        documents::store(&tx, id, schema.name, confirmed.as_deref(), &working.save())?;
-        rows::materialize(&tx, schema, id, &working)?;
+        documents::store_working(&tx, id, schema.name, &working.save())?;
+        rows::materialize(&tx, schema, id, working)?;
         outbox::insert(
             &tx,
             &OutboxEntry {
@@ -155,6 +157,7 @@ impl Client {
             },
         )?;
         tx.commit()?;
+        self.cache.put(id, doc);
         self.pending += 1;
         tracing::debug!(collection = schema.name, %id, seq, "local change recorded");
         Ok(true)

@@ -148,3 +148,45 @@ fn mutation_seqs_are_never_reused_after_acks_and_reopen() {
         }
     )));
 }
+
+#[test]
+fn a_second_connection_to_the_same_file_is_not_overwritten() {
+    let (mut first, path, _dir) = temp_client();
+    let id = first
+        .create(
+            "tasks",
+            [("title", s("Shared file")), ("status", s("todo"))],
+        )
+        .expect("create");
+    // `first` now holds the document decoded in its cache.
+    first
+        .update("tasks", id, [("priority", Some(s("low")))])
+        .expect("update");
+    let mut second = Client::open(&path).expect("second connection");
+    second
+        .update("tasks", id, [("status", Some(s("done")))])
+        .expect("second writes");
+    first
+        .update("tasks", id, [("title", Some(s("Renamed")))])
+        .expect("first writes again");
+    let row = first.get("tasks", id).expect("get").expect("row");
+    assert_eq!(
+        row.get_str("status"),
+        Some("done"),
+        "the other connection's change survived"
+    );
+    assert_eq!(row.get_str("title"), Some("Renamed"));
+    assert_eq!(row.get_str("priority"), Some("low"));
+    assert_eq!(
+        first.pending_count(),
+        4,
+        "pending count refreshed from the file"
+    );
+    let seqs: Vec<u64> = first
+        .outbox()
+        .expect("outbox")
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(seqs, vec![1, 2, 3, 4]);
+}

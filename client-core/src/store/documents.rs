@@ -51,6 +51,31 @@ pub(crate) fn store(
     Ok(())
 }
 
+/// Stores a new working state; a new document starts with no confirmed state.
+pub(crate) fn store_working(
+    conn: &Connection,
+    id: Uuid,
+    collection: &str,
+    working: &[u8],
+) -> Result<()> {
+    conn.execute(
+        "INSERT INTO documents (id, collection, confirmed, working, updated_at) \
+         VALUES (?1, ?2, NULL, ?3, ?4) \
+         ON CONFLICT (id) DO UPDATE SET working = excluded.working, updated_at = excluded.updated_at",
+        params![id_text(id), collection, working, now_millis()],
+    )?;
+    Ok(())
+}
+
+/// Stores a new confirmed state of an existing document.
+pub(crate) fn store_confirmed(conn: &Connection, id: Uuid, confirmed: &[u8]) -> Result<()> {
+    conn.execute(
+        "UPDATE documents SET confirmed = ?2, updated_at = ?3 WHERE id = ?1",
+        params![id_text(id), confirmed, now_millis()],
+    )?;
+    Ok(())
+}
+
 pub(crate) fn delete(conn: &Connection, id: Uuid) -> Result<bool> {
     Ok(conn.execute("DELETE FROM documents WHERE id = ?1", [id_text(id)])? > 0)
 }

@@ -1,18 +1,20 @@
 //! Applying server messages to the replica. Each message is handled in one SQLite
-//! transaction; in-memory counters change only after it commits.
+//! transaction; in-memory state (pending count, cached documents) changes only after it
+//! commits.
 //!
 //! Cursors: `Synced` persists the server's cursor. A `Change` advances the cursor only after
 //! its subscription reached `Synced` on this connection, because before that the server may
 //! still be streaming a snapshot or catching up, and a cursor persisted mid-way would skip
 //! changes after a reconnect. Re-receiving changes is harmless: automerge ignores duplicates.
 
-use automerge::{AutoCommit, Change};
-use rusqlite::Connection;
+use automerge::{AutoCommit, Change, ChangeHash};
+use rusqlite::{Connection, TransactionBehavior};
 use syncline_protocol::schema::{self, CollectionSchema};
 use syncline_protocol::{DocSnapshot, MutationId, ServerMessage};
 use uuid::Uuid;
 
 use super::{LastError, Phase, SyncEvent};
+use crate::cache::CachedDoc;
 use crate::client::Client;
 use crate::doc;
 use crate::error::{ClientError, Result};
@@ -67,8 +69,12 @@ impl Client {
     }
 
     fn on_snapshot(&mut self, sub_id: u32, docs: Vec<DocSnapshot>) -> Result<Vec<SyncEvent>> {
-        let tx = self.conn.transaction()?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        crate::client::refresh(&mut self.cache, &mut self.pending, &tx)?;
         let mut events = Vec::new();
+        let mut touched = Vec::new();
         for snapshot in docs {
             let Some(schema) = known_schema(&snapshot.collection, snapshot.doc_id) else {
                 continue;
@@ -77,7 +83,15 @@ impl Client {
             let mut state = AutoCommit::load(&snapshot.state)
                 .map_err(|e| ClientError::document(snapshot.doc_id, e))?;
             let changes = state.get_changes(&[]);
-            let changed = merge_remote(&tx, &self.actor, schema, snapshot.doc_id, changes)?;
+            let (doc, changed) = merge_remote(
+                &tx,
+                &mut self.cache,
+                &self.actor,
+                schema,
+                snapshot.doc_id,
+                changes,
+            )?;
+            touched.push((snapshot.doc_id, doc));
             if changed {
                 events.push(SyncEvent::DocumentChanged {
                     collection: snapshot.collection,
@@ -86,6 +100,9 @@ impl Client {
             }
         }
         tx.commit()?;
+        for (id, doc) in touched {
+            self.cache.put(id, doc);
+        }
         tracing::debug!(sub_id, changed = events.len(), "snapshot chunk applied");
         Ok(events)
     }
@@ -112,19 +129,33 @@ impl Client {
         payload: &[u8],
         mid: Option<MutationId>,
     ) -> Result<Vec<SyncEvent>> {
-        let tx = self.conn.transaction()?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        crate::client::refresh(&mut self.cache, &mut self.pending, &tx)?;
         let mut events = Vec::new();
-        let changed = match known_schema(&collection, doc_id) {
-            None => false,
-            Some(schema) => match doc::parse_change(doc_id, payload) {
-                Ok(change) => merge_remote(&tx, &self.actor, schema, doc_id, vec![change])?,
-                Err(e) => {
-                    // A server bug; retrying cannot fix it, so skip it like a foreign change.
-                    tracing::error!(seq, error = %e, "undecodable change from the server; skipped");
-                    false
+        let mut touched = None;
+        let mut changed = false;
+        if let Some(schema) = known_schema(&collection, doc_id) {
+            match doc::parse_change(doc_id, payload) {
+                Ok(change) => {
+                    let (doc, working_changed) = merge_remote(
+                        &tx,
+                        &mut self.cache,
+                        &self.actor,
+                        schema,
+                        doc_id,
+                        vec![change],
+                    )?;
+                    touched = Some(doc);
+                    changed = working_changed;
                 }
-            },
-        };
+                // A server bug; retrying cannot fix it, so skip it like a foreign change.
+                Err(e) => {
+                    tracing::error!(seq, error = %e, "undecodable change from the server; skipped")
+                }
+            }
+        }
         // Our own change coming back is as good as its Ack.
         let mut acked = 0;
         if let Some(mid) = mid.filter(|m| m.client_id == self.client_id)
@@ -140,7 +171,10 @@ impl Client {
             }
         }
         tx.commit()?;
-        self.pending -= acked;
+        if let Some(doc) = touched {
+            self.cache.put(doc_id, doc);
+        }
+        self.pending = self.pending.saturating_sub(acked);
         if changed {
             events.push(SyncEvent::DocumentChanged { collection, doc_id });
         }
@@ -152,27 +186,35 @@ impl Client {
             tracing::warn!(?mid, "Ack for another client's mutation");
             return Ok(Vec::new());
         }
-        let tx = self.conn.transaction()?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        crate::client::refresh(&mut self.cache, &mut self.pending, &tx)?;
         let Some(entry) = outbox::get(&tx, mid.seq)? else {
             // Already answered (its Change echo arrived first, or a retransmit was re-acked).
             return Ok(Vec::new());
         };
         outbox::remove(&tx, mid.seq)?;
-        if let Some(stored) = documents::load(&tx, entry.doc_id)? {
+        let mut touched = None;
+        if let Some(mut doc) = self.cache.take(&tx, entry.doc_id, &self.actor)? {
             let change = doc::parse_change(entry.doc_id, &entry.payload)?;
-            let mut confirmed = doc::load(entry.doc_id, stored.confirmed.as_deref(), &self.actor)?;
-            let mut working = doc::load(entry.doc_id, Some(&stored.working), &self.actor)?;
-            doc::apply_confirmed(entry.doc_id, &mut confirmed, &mut working, vec![change])?;
-            documents::store(
-                &tx,
-                entry.doc_id,
-                &stored.collection,
-                Some(&confirmed.save()),
-                &stored.working,
-            )?;
+            let CachedDoc {
+                confirmed, working, ..
+            } = &mut doc;
+            let confirmed =
+                confirmed.get_or_insert_with(|| AutoCommit::new().with_actor(self.actor.clone()));
+            let before = heads(confirmed);
+            doc::apply_confirmed(entry.doc_id, confirmed, working, vec![change])?;
+            if heads(confirmed) != before {
+                documents::store_confirmed(&tx, entry.doc_id, &confirmed.save())?;
+            }
+            touched = Some(doc);
         }
         tx.commit()?;
-        self.pending -= 1;
+        if let Some(doc) = touched {
+            self.cache.put(entry.doc_id, doc);
+        }
+        self.pending = self.pending.saturating_sub(1);
         Ok(vec![SyncEvent::Acked {
             mid,
             doc_id: entry.doc_id,
@@ -181,7 +223,10 @@ impl Client {
     }
 
     fn on_evict(&mut self, doc_id: Uuid) -> Result<Vec<SyncEvent>> {
-        let tx = self.conn.transaction()?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        crate::client::refresh(&mut self.cache, &mut self.pending, &tx)?;
         let stored = documents::load(&tx, doc_id)?;
         let removed = outbox::remove_for_doc(&tx, doc_id)?;
         documents::delete(&tx, doc_id)?;
@@ -190,7 +235,8 @@ impl Client {
             rows::delete(&tx, schema, doc_id)?;
         }
         tx.commit()?;
-        self.pending -= removed;
+        self.cache.forget(doc_id);
+        self.pending = self.pending.saturating_sub(removed);
         tracing::info!(%doc_id, dropped_pending = removed, "document evicted");
         Ok(vec![SyncEvent::Evicted { doc_id, collection }])
     }
@@ -207,36 +253,37 @@ fn known_schema(collection: &str, doc_id: Uuid) -> Option<&'static CollectionSch
 }
 
 /// Merges server changes into a document's confirmed and working states (creating the
-/// document if new) and re-materializes its row. Returns whether the working state changed.
+/// document if new), stores it and re-materializes its row. Returns the document, to go back
+/// into the cache once the transaction commits, and whether its working state changed.
 fn merge_remote(
     conn: &Connection,
+    cache: &mut crate::cache::DocCache,
     actor: &automerge::ActorId,
     schema: &CollectionSchema,
     doc_id: Uuid,
     changes: Vec<Change>,
-) -> Result<bool> {
-    let stored = documents::load(conn, doc_id)?;
-    if let Some(s) = &stored
-        && s.collection != schema.name
-    {
-        tracing::warn!(%doc_id, local = %s.collection, remote = schema.name, "collection mismatch; skipped");
-        return Ok(false);
-    }
-    let (confirmed, working) = match &stored {
-        Some(s) => (s.confirmed.as_deref(), Some(s.working.as_slice())),
-        None => (None, None),
+) -> Result<(CachedDoc, bool)> {
+    let (mut doc, is_new) = match cache.take(conn, doc_id, actor)? {
+        Some(doc) => (doc, false),
+        None => (CachedDoc::new(schema.name, actor), true),
     };
-    let mut confirmed = doc::load(doc_id, confirmed, actor)?;
-    let mut working = doc::load(doc_id, working, actor)?;
-    let confirmed_before = heads(&mut confirmed);
-    let working_before = heads(&mut working);
+    if doc.collection != schema.name {
+        tracing::warn!(%doc_id, local = %doc.collection, remote = schema.name, "collection mismatch; skipped");
+        return Ok((doc, false));
+    }
+    let CachedDoc {
+        confirmed, working, ..
+    } = &mut doc;
+    let confirmed = confirmed.get_or_insert_with(|| AutoCommit::new().with_actor(actor.clone()));
+    let confirmed_before = heads(confirmed);
+    let working_before = heads(working);
     // Confirmed first, so that it can pull in accepted local changes from the working state.
-    doc::apply_confirmed(doc_id, &mut confirmed, &mut working, changes.clone())?;
-    doc::apply(doc_id, &mut working, changes)?;
-    let working_changed = heads(&mut working) != working_before;
-    if stored.is_some() && !working_changed && heads(&mut confirmed) == confirmed_before {
+    doc::apply_confirmed(doc_id, confirmed, working, changes.clone())?;
+    doc::apply(doc_id, working, changes)?;
+    let working_changed = heads(working) != working_before;
+    if !is_new && !working_changed && heads(confirmed) == confirmed_before {
         // Everything was known already (typically our own change echoed back).
-        return Ok(false);
+        return Ok((doc, false));
     }
     documents::store(
         conn,
@@ -247,12 +294,12 @@ fn merge_remote(
     )?;
     // A new document whose first change still waits for its dependencies has no row yet.
     if working_changed {
-        rows::materialize(conn, schema, doc_id, &working)?;
+        rows::materialize(conn, schema, doc_id, &*working)?;
     }
-    Ok(working_changed)
+    Ok((doc, working_changed))
 }
 
-fn heads(doc: &mut AutoCommit) -> Vec<automerge::ChangeHash> {
+fn heads(doc: &mut AutoCommit) -> Vec<ChangeHash> {
     let mut heads = doc.get_heads();
     heads.sort_unstable();
     heads

@@ -6,6 +6,8 @@
 //! of the same document) cannot be applied: it is dropped too and reported as rejected with
 //! `missing_dependency`, which is also what the server answers if it was already pushed.
 
+use automerge::AutoCommit;
+use rusqlite::TransactionBehavior;
 use syncline_protocol::schema;
 use syncline_protocol::{ErrorCode, MutationId};
 
@@ -26,7 +28,10 @@ impl Client {
             tracing::warn!(?mid, "Reject for another client's mutation");
             return Ok(Vec::new());
         }
-        let tx = self.conn.transaction()?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        crate::client::refresh(&mut self.cache, &mut self.pending, &tx)?;
         let Some(rejected) = outbox::get(&tx, mid.seq)? else {
             // Already dropped locally as dependent on an earlier rejection, or evicted.
             tracing::debug!(?mid, %code, "Reject for a mutation no longer pending");
@@ -42,9 +47,16 @@ impl Client {
             code,
             message,
         }];
+        let mut keep = None;
 
-        if let Some(stored) = documents::load(&tx, doc_id)? {
-            let mut working = doc::load(doc_id, stored.confirmed.as_deref(), &self.actor)?;
+        if let Some(mut cached) = self.cache.take(&tx, doc_id, &self.actor)? {
+            // A clone keeps the confirmed history decoded; reloading it from bytes would cost
+            // a full re-hash of the document.
+            let mut working = match &cached.confirmed {
+                Some(confirmed) => confirmed.clone(),
+                None => AutoCommit::new(),
+            }
+            .with_actor(self.actor.clone());
             for entry in outbox::for_doc(&tx, doc_id)? {
                 let change = doc::parse_change(doc_id, &entry.payload)?;
                 if doc::deps_satisfied(&mut working, &change) {
@@ -65,32 +77,31 @@ impl Client {
                     message: format!("depends on rejected change {} of this client", mid.seq),
                 });
             }
-            let schema = schema::collection(&stored.collection);
-            if stored.confirmed.is_none() && working.is_empty() {
+            let schema = schema::collection(&cached.collection);
+            if cached.confirmed.is_none() && working.is_empty() {
                 // The server never had this document (its creation was refused): forget it.
                 documents::delete(&tx, doc_id)?;
                 if let Some(schema) = schema {
                     rows::delete(&tx, schema, doc_id)?;
                 }
             } else {
-                documents::store(
-                    &tx,
-                    doc_id,
-                    &stored.collection,
-                    stored.confirmed.as_deref(),
-                    &working.save(),
-                )?;
+                documents::store_working(&tx, doc_id, &cached.collection, &working.save())?;
                 if let Some(schema) = schema {
                     rows::materialize(&tx, schema, doc_id, &working)?;
                 }
+                cached.working = working;
+                keep = Some(cached);
             }
             events.push(SyncEvent::DocumentChanged {
-                collection: stored.collection,
+                collection: rejected.collection,
                 doc_id,
             });
         }
         tx.commit()?;
-        self.pending -= removed;
+        if let Some(doc) = keep {
+            self.cache.put(doc_id, doc);
+        }
+        self.pending = self.pending.saturating_sub(removed);
         Ok(events)
     }
 }
