@@ -145,6 +145,9 @@ async fn session(
         .ping_interval
         .map(|every| tokio::time::interval_at(tokio::time::Instant::now() + every, every));
     let mut nonce = 0u64;
+    // Any frame proves the server alive; two ping intervals of silence mean it is not (a
+    // half-open TCP connection never reports an error by itself).
+    let mut last_seen = tokio::time::Instant::now();
     loop {
         let step = tokio::select! {
             changed = control.changed() => {
@@ -160,26 +163,26 @@ async fn session(
                     let token = token.borrow_and_update().clone();
                     send_all(&mut sink, &[ClientMessage::Reauth { token }]).await
                 }
-                // The handle is gone; the control channel ends the loop.
-                Err(_) => std::future::pending().await,
+                // The handle is gone (and has asked the loop to stop).
+                Err(_) => {
+                    close(&mut sink).await;
+                    return end;
+                }
             },
             () = shared.notify.notified() => push_outgoing(shared, &mut sink).await,
-            _ = tick(&mut ping) => {
-                nonce += 1;
-                send_all(&mut sink, &[ClientMessage::Ping { nonce }]).await
-            }
-            frame = stream.next() => match frame {
-                None => Err(LastError::message("connection closed")),
-                Some(Err(e)) => Err(LastError::message(format!("connection failed: {e}"))),
-                Some(Ok(Message::Binary(bytes))) => on_frame(shared, &mut sink, &bytes, &mut end).await,
-                Some(Ok(Message::Close(frame))) => Err(closed_by_server(frame, &mut end)),
-                Some(Ok(Message::Text(_))) => {
-                    tracing::warn!("ignoring a text frame (the protocol is binary)");
-                    Ok(())
+            _ = tick(&mut ping) => match config.ping_interval {
+                Some(every) if last_seen.elapsed() > every * 2 => {
+                    Err(LastError::message(format!("no frame from the server for {:?}", last_seen.elapsed())))
                 }
-                // tungstenite answers pings itself.
-                Some(Ok(_)) => Ok(()),
+                _ => {
+                    nonce += 1;
+                    send_all(&mut sink, &[ClientMessage::Ping { nonce }]).await
+                }
             },
+            frame = stream.next() => {
+                last_seen = tokio::time::Instant::now();
+                on_socket_frame(shared, &mut sink, frame, &mut end).await
+            }
         };
         if let Err(e) = step {
             end.error = Some(e);
@@ -202,6 +205,27 @@ async fn tick(ping: &mut Option<tokio::time::Interval>) {
             interval.tick().await;
         }
         None => std::future::pending().await,
+    }
+}
+
+/// Handles what the socket produced: a frame, an error, or its end.
+async fn on_socket_frame(
+    shared: &Shared,
+    sink: &mut SplitSink<Socket, Message>,
+    frame: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
+    end: &mut SessionEnd,
+) -> Result<(), LastError> {
+    match frame {
+        None => Err(LastError::message("connection closed")),
+        Some(Err(e)) => Err(LastError::message(format!("connection failed: {e}"))),
+        Some(Ok(Message::Binary(bytes))) => on_frame(shared, sink, &bytes, end).await,
+        Some(Ok(Message::Close(frame))) => Err(closed_by_server(frame, end)),
+        Some(Ok(Message::Text(_))) => {
+            tracing::warn!("ignoring a text frame (the protocol is binary)");
+            Ok(())
+        }
+        // tungstenite answers pings itself.
+        Some(Ok(_)) => Ok(()),
     }
 }
 
