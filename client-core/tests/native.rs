@@ -191,7 +191,9 @@ async fn stop_and_restart_from_the_file() {
 #[tokio::test]
 async fn a_silent_server_is_detected_by_pings() {
     // Completes the WebSocket handshake, then never reads or writes.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let silent = tokio::spawn(async move {
         let mut held = Vec::new();
@@ -207,7 +209,11 @@ async fn a_silent_server_is_detected_by_pings() {
     config.min_backoff = Duration::from_millis(20);
     let a = NativeClient::open(dir.path().join("r.sqlite3"), config).expect("open");
     let state = a
-        .wait_until(WAIT, |s| s.last_error.as_ref().is_some_and(|e| e.message.contains("no frame from the server")))
+        .wait_until(WAIT, |s| {
+            s.last_error
+                .as_ref()
+                .is_some_and(|e| e.message.contains("no frame from the server"))
+        })
         .await
         .expect("silence detected");
     assert_ne!(state.status, SyncStatus::Online);

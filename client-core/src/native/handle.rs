@@ -171,7 +171,8 @@ impl SyncHandle {
     }
 
     /// Tells the loop that the outbox grew: it pushes the new entries if connected. Also
-    /// publishes the new pending count at once, so a following wait sees it.
+    /// publishes the new pending count at once, so a following wait sees it. Locks the client:
+    /// never call it while holding the client's lock.
     pub fn notify_local_change(&self) {
         {
             let client = self.shared.lock();

@@ -109,15 +109,15 @@ async fn session(
         client.on_connecting();
         shared.publish(&client);
     }
-    let socket = match tokio::time::timeout(
-        config.connect_timeout,
-        connect_async(config.url.as_str()),
-    )
-    .await
-    {
-        Ok(Ok((socket, _response))) => socket,
-        Ok(Err(e)) => return failed(format!("connect to {} failed: {e}", config.url)),
-        Err(_) => return failed(format!("connect to {} timed out", config.url)),
+    let connect = tokio::time::timeout(config.connect_timeout, connect_async(config.url.as_str()));
+    let socket = tokio::select! {
+        result = connect => match result {
+            Ok(Ok((socket, _response))) => socket,
+            Ok(Err(e)) => return failed(format!("connect to {} failed: {e}", config.url)),
+            Err(_) => return failed(format!("connect to {} timed out", config.url)),
+        },
+        // Going offline or stopping must not wait for a slow connect.
+        () = until_offline(control) => return SessionEnd::default(),
     };
     let (mut sink, mut stream) = socket.split();
     let mut end = SessionEnd {
@@ -187,6 +187,19 @@ async fn session(
         if let Err(e) = step {
             end.error = Some(e);
             return end;
+        }
+    }
+}
+
+/// Resolves once the application asks to go offline or stop (or the handle is gone).
+async fn until_offline(control: &mut watch::Receiver<Control>) {
+    loop {
+        if control.changed().await.is_err() {
+            return;
+        }
+        let c = *control.borrow();
+        if c.stop || !c.online {
+            return;
         }
     }
 }
