@@ -182,3 +182,156 @@ impl Drop for TestServer {
         }
     }
 }
+
+/// A protocol-level WebSocket client for tests: sends exactly the frames it is told to.
+pub mod raw {
+    use std::time::Duration;
+
+    use futures_util::{SinkExt, StreamExt};
+    use syncline_protocol::{ClientMessage, PROTOCOL_VERSION, ServerMessage, decode_server, encode};
+    use tokio::net::TcpStream;
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
+    use uuid::Uuid;
+
+    /// How long [`RawClient::recv`] waits before failing the test.
+    pub const RECV_TIMEOUT: Duration = Duration::from_secs(15);
+
+    /// What arrived.
+    #[derive(Debug, Clone, PartialEq)]
+    pub enum Received {
+        Message(ServerMessage),
+        /// The server closed, with its close code and reason.
+        Closed(Option<(u16, String)>),
+    }
+
+    pub struct RawClient {
+        ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+        pub client_id: Uuid,
+    }
+
+    impl std::fmt::Debug for RawClient {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("RawClient").field("client_id", &self.client_id).finish_non_exhaustive()
+        }
+    }
+
+    impl RawClient {
+        pub async fn connect(url: &str) -> Self {
+            let (ws, _) = connect_async(url).await.expect("websocket connect");
+            Self { ws, client_id: Uuid::now_v7() }
+        }
+
+        /// Connects, says hello and expects `Welcome`.
+        pub async fn hello(url: &str, token: &str) -> Self {
+            Self::hello_as(url, token, Uuid::now_v7()).await
+        }
+
+        pub async fn hello_as(url: &str, token: &str, client_id: Uuid) -> Self {
+            let mut c = Self::connect(url).await;
+            c.client_id = client_id;
+            c.send(&ClientMessage::Hello { protocol_version: PROTOCOL_VERSION, token: token.into(), client_id })
+                .await;
+            match c.recv().await {
+                Received::Message(ServerMessage::Welcome { .. }) => c,
+                other => panic!("expected welcome, got {other:?}"),
+            }
+        }
+
+        pub async fn send(&mut self, message: &ClientMessage) {
+            self.send_bytes(encode(message).expect("encode")).await;
+        }
+
+        pub async fn send_bytes(&mut self, bytes: Vec<u8>) {
+            self.ws.send(Message::Binary(bytes.into())).await.expect("send frame");
+        }
+
+        pub async fn send_text(&mut self, text: &str) {
+            self.ws.send(Message::Text(text.into())).await.expect("send text frame");
+        }
+
+        /// The next protocol message or the close; panics after [`RECV_TIMEOUT`].
+        pub async fn recv(&mut self) -> Received {
+            loop {
+                let next = tokio::time::timeout(RECV_TIMEOUT, self.ws.next()).await.expect("timed out waiting for the server");
+                match next {
+                    None | Some(Err(_)) => return Received::Closed(None),
+                    Some(Ok(Message::Binary(b))) => {
+                        return Received::Message(decode_server(&b).expect("server sent an undecodable frame"));
+                    }
+                    Some(Ok(Message::Close(frame))) => {
+                        return Received::Closed(frame.map(|f| (u16::from(f.code), f.reason.to_string())));
+                    }
+                    Some(Ok(_)) => {}
+                }
+            }
+        }
+
+        /// The next message, panicking on close.
+        pub async fn message(&mut self) -> ServerMessage {
+            match self.recv().await {
+                Received::Message(m) => m,
+                Received::Closed(c) => panic!("connection closed: {c:?}"),
+            }
+        }
+
+        /// Skips messages until one matches.
+        pub async fn until(&mut self, mut pred: impl FnMut(&ServerMessage) -> bool) -> ServerMessage {
+            loop {
+                let m = self.message().await;
+                if pred(&m) {
+                    return m;
+                }
+            }
+        }
+
+        /// Expects the server to close; returns the close code and reason.
+        pub async fn closed(&mut self) -> (u16, String) {
+            loop {
+                match self.recv().await {
+                    Received::Closed(Some(c)) => return c,
+                    Received::Closed(None) => return (1006, String::new()),
+                    Received::Message(_) => {}
+                }
+            }
+        }
+    }
+}
+
+/// Automerge changes for tests, made the way clients make them.
+pub mod changes {
+    use automerge::AutoCommit;
+    use automerge::transaction::Transactable;
+    use syncline_protocol::record::{FieldValue, put_field};
+    use syncline_protocol::schema::TASKS;
+
+    /// Commits the given task field writes on `doc` and returns the change's bytes.
+    pub fn task_change(doc: &mut AutoCommit, fields: &[(&str, Option<FieldValue>)]) -> Vec<u8> {
+        for (name, value) in fields {
+            put_field(doc, &TASKS, name, value.as_ref()).expect("valid test field");
+        }
+        last_change(doc)
+    }
+
+    /// Writes a raw value as one change (bypassing validation, as a hostile client could).
+    pub fn raw_put(doc: &mut AutoCommit, key: &str, value: impl Into<automerge::ScalarValue>) -> Vec<u8> {
+        raw_puts(doc, &[(key, value.into())])
+    }
+
+    /// Writes several raw values as one change.
+    pub fn raw_puts(doc: &mut AutoCommit, values: &[(&str, automerge::ScalarValue)]) -> Vec<u8> {
+        for (key, value) in values {
+            doc.put(automerge::ROOT, *key, value.clone()).expect("raw put");
+        }
+        last_change(doc)
+    }
+
+    fn last_change(doc: &mut AutoCommit) -> Vec<u8> {
+        doc.commit();
+        doc.get_last_local_change().expect("a local change").raw_bytes().to_vec()
+    }
+
+    pub fn s(v: &str) -> Option<FieldValue> {
+        Some(FieldValue::String(v.into()))
+    }
+}
