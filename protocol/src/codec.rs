@@ -23,7 +23,14 @@ pub enum CodecError {
 }
 
 /// Message types known to this protocol version, client and server side.
-const CLIENT_TYPES: &[&str] = &["hello", "subscribe", "unsubscribe", "push", "reauth", "ping"];
+const CLIENT_TYPES: &[&str] = &[
+    "hello",
+    "subscribe",
+    "unsubscribe",
+    "push",
+    "reauth",
+    "ping",
+];
 const SERVER_TYPES: &[&str] = &[
     "welcome", "snapshot", "synced", "change", "ack", "reject", "evict", "reauthed", "pong",
     "error",
@@ -55,23 +62,27 @@ fn decode_known<T: DeserializeOwned>(frame: &[u8], known: &[&str]) -> Result<T, 
     if !known.contains(&kind.as_str()) {
         return Err(CodecError::UnknownType(kind));
     }
-    value
-        .deserialized()
-        .map_err(|e| CodecError::InvalidFields { kind, reason: e.to_string() })
+    value.deserialized().map_err(|e| CodecError::InvalidFields {
+        kind,
+        reason: e.to_string(),
+    })
 }
 
 fn message_type(value: &ciborium::Value) -> Option<&str> {
-    value.as_map()?.iter().find_map(|(k, v)| match (k.as_text(), v.as_text()) {
-        (Some("type"), Some(t)) => Some(t),
-        _ => None,
-    })
+    value
+        .as_map()?
+        .iter()
+        .find_map(|(k, v)| match (k.as_text(), v.as_text()) {
+            (Some("type"), Some(t)) => Some(t),
+            _ => None,
+        })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::messages::*;
     use crate::ErrorCode;
+    use crate::messages::*;
     use serde_bytes::ByteBuf;
     use uuid::Uuid;
 
@@ -97,7 +108,9 @@ mod tests {
         });
         roundtrip_client(ClientMessage::Subscribe {
             sub_id: 1,
-            scope: Scope::Collection { collection: "tasks".into() },
+            scope: Scope::Collection {
+                collection: "tasks".into(),
+            },
             cursor: Some(42),
         });
         roundtrip_client(ClientMessage::Subscribe {
@@ -130,7 +143,10 @@ mod tests {
                 state: ByteBuf::from(vec![0u8; 3]),
             }],
         });
-        roundtrip_server(ServerMessage::Synced { sub_id: 1, cursor: 5 });
+        roundtrip_server(ServerMessage::Synced {
+            sub_id: 1,
+            cursor: 5,
+        });
         roundtrip_server(ServerMessage::Change {
             seq: 5,
             doc_id,
@@ -145,7 +161,9 @@ mod tests {
             message: "status".into(),
         });
         roundtrip_server(ServerMessage::Evict { doc_id });
-        roundtrip_server(ServerMessage::Reauthed { session_expires_at: 1 });
+        roundtrip_server(ServerMessage::Reauthed {
+            session_expires_at: 1,
+        });
         roundtrip_server(ServerMessage::Pong { nonce: 1 });
         roundtrip_server(ServerMessage::Error {
             code: ErrorCode::UnknownMessageType,
@@ -166,16 +184,32 @@ mod tests {
         .expect("encode");
         let value: ciborium::Value = ciborium::from_reader(&bytes[..]).expect("cbor");
         let map = value.as_map().expect("map");
-        let field = |name: &str| map.iter().find(|(k, _)| k.as_text() == Some(name)).map(|f| f.1.clone());
-        assert_eq!(field("doc_id").and_then(|v| v.as_bytes().cloned()), Some(doc_id.as_bytes().to_vec()));
-        assert_eq!(field("payload").and_then(|v| v.as_bytes().cloned()), Some(vec![0xAA]));
+        let field = |name: &str| {
+            map.iter()
+                .find(|(k, _)| k.as_text() == Some(name))
+                .map(|f| f.1.clone())
+        };
+        assert_eq!(
+            field("doc_id").and_then(|v| v.as_bytes().cloned()),
+            Some(doc_id.as_bytes().to_vec())
+        );
+        assert_eq!(
+            field("payload").and_then(|v| v.as_bytes().cloned()),
+            Some(vec![0xAA])
+        );
     }
 
     #[test]
     fn garbage_is_malformed() {
-        assert!(matches!(decode_client(&[0xff, 0x00, 0x13]), Err(CodecError::Malformed(_))));
+        assert!(matches!(
+            decode_client(&[0xff, 0x00, 0x13]),
+            Err(CodecError::Malformed(_))
+        ));
         // A CBOR integer, not a map.
-        assert!(matches!(decode_client(&[0x01]), Err(CodecError::Malformed(_))));
+        assert!(matches!(
+            decode_client(&[0x01]),
+            Err(CodecError::Malformed(_))
+        ));
     }
 
     #[test]
@@ -196,10 +230,19 @@ mod tests {
     fn known_type_with_bad_fields_is_invalid_fields() {
         let mut frame = Vec::new();
         let value = ciborium::Value::Map(vec![
-            (ciborium::Value::Text("type".into()), ciborium::Value::Text("ping".into())),
-            (ciborium::Value::Text("nonce".into()), ciborium::Value::Text("x".into())),
+            (
+                ciborium::Value::Text("type".into()),
+                ciborium::Value::Text("ping".into()),
+            ),
+            (
+                ciborium::Value::Text("nonce".into()),
+                ciborium::Value::Text("x".into()),
+            ),
         ]);
         ciborium::into_writer(&value, &mut frame).expect("encode");
-        assert!(matches!(decode_client(&frame), Err(CodecError::InvalidFields { .. })));
+        assert!(matches!(
+            decode_client(&frame),
+            Err(CodecError::InvalidFields { .. })
+        ));
     }
 }

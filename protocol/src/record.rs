@@ -39,7 +39,11 @@ pub struct RecordError {
 
 impl RecordError {
     fn new(code: ErrorCode, field: &str, message: impl Into<String>) -> Self {
-        Self { code, field: field.to_owned(), message: message.into() }
+        Self {
+            code,
+            field: field.to_owned(),
+            message: message.into(),
+        }
     }
 }
 
@@ -51,10 +55,18 @@ pub fn read_record<D: ReadDoc>(doc: &D, schema: &CollectionSchema) -> Result<Rec
     let mut record = Record::new();
     for key in doc.keys(ROOT) {
         let Some(def) = schema.field(&key) else {
-            return Err(RecordError::new(ErrorCode::UnknownField, &key, "not a field of this collection"));
+            return Err(RecordError::new(
+                ErrorCode::UnknownField,
+                &key,
+                "not a field of this collection",
+            ));
         };
         if def.server_owned {
-            return Err(RecordError::new(ErrorCode::ServerOwnedField, &key, "only the server may write this field"));
+            return Err(RecordError::new(
+                ErrorCode::ServerOwnedField,
+                &key,
+                "only the server may write this field",
+            ));
         }
         let value = doc
             .get(ROOT, key.as_str())
@@ -77,7 +89,11 @@ pub fn read_record<D: ReadDoc>(doc: &D, schema: &CollectionSchema) -> Result<Rec
     }
     for def in schema.client_fields().filter(|d| d.required) {
         if !record.contains_key(def.name) {
-            return Err(RecordError::new(ErrorCode::MissingRequiredField, def.name, "is required"));
+            return Err(RecordError::new(
+                ErrorCode::MissingRequiredField,
+                def.name,
+                "is required",
+            ));
         }
     }
     Ok(record)
@@ -95,7 +111,11 @@ pub fn check_value(def: &FieldDef, value: &FieldValue) -> Result<(), RecordError
                 ));
             }
             if def.required && s.trim().is_empty() {
-                return Err(RecordError::new(ErrorCode::MissingRequiredField, def.name, "must not be empty"));
+                return Err(RecordError::new(
+                    ErrorCode::MissingRequiredField,
+                    def.name,
+                    "must not be empty",
+                ));
             }
             true
         }
@@ -166,16 +186,28 @@ pub fn put_field<T: Transactable>(
     name: &str,
     value: Option<&FieldValue>,
 ) -> Result<(), RecordError> {
-    let def = schema
-        .field(name)
-        .ok_or_else(|| RecordError::new(ErrorCode::UnknownField, name, "not a field of this collection"))?;
+    let def = schema.field(name).ok_or_else(|| {
+        RecordError::new(
+            ErrorCode::UnknownField,
+            name,
+            "not a field of this collection",
+        )
+    })?;
     if def.server_owned {
-        return Err(RecordError::new(ErrorCode::ServerOwnedField, name, "only the server may write this field"));
+        return Err(RecordError::new(
+            ErrorCode::ServerOwnedField,
+            name,
+            "only the server may write this field",
+        ));
     }
     let result = match value {
         None => {
             if def.required {
-                return Err(RecordError::new(ErrorCode::MissingRequiredField, name, "is required"));
+                return Err(RecordError::new(
+                    ErrorCode::MissingRequiredField,
+                    name,
+                    "is required",
+                ));
             }
             if tx.get(ROOT, def.name).ok().flatten().is_none() {
                 return Ok(());
@@ -222,7 +254,6 @@ fn scalar_name(s: &ScalarValue) -> &'static str {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -231,8 +262,20 @@ mod tests {
 
     fn task(title: &str, status: &str) -> AutoCommit {
         let mut doc = AutoCommit::new();
-        put_field(&mut doc, &TASKS, "title", Some(&FieldValue::String(title.into()))).expect("title");
-        put_field(&mut doc, &TASKS, "status", Some(&FieldValue::String(status.into()))).expect("status");
+        put_field(
+            &mut doc,
+            &TASKS,
+            "title",
+            Some(&FieldValue::String(title.into())),
+        )
+        .expect("title");
+        put_field(
+            &mut doc,
+            &TASKS,
+            "status",
+            Some(&FieldValue::String(status.into())),
+        )
+        .expect("status");
         doc
     }
 
@@ -240,49 +283,82 @@ mod tests {
     fn valid_task_reads_back() {
         let doc = task("Ship it", "todo");
         let rec = read_record(&doc, &TASKS).expect("valid");
-        assert_eq!(rec.get("title"), Some(&FieldValue::String("Ship it".into())));
+        assert_eq!(
+            rec.get("title"),
+            Some(&FieldValue::String("Ship it".into()))
+        );
         assert_eq!(rec.get("status"), Some(&FieldValue::String("todo".into())));
     }
 
     #[test]
     fn unknown_status_is_rejected_on_write_and_read() {
         let mut doc = task("x", "todo");
-        let err = put_field(&mut doc, &TASKS, "status", Some(&FieldValue::String("nope".into())))
-            .expect_err("enum");
+        let err = put_field(
+            &mut doc,
+            &TASKS,
+            "status",
+            Some(&FieldValue::String("nope".into())),
+        )
+        .expect_err("enum");
         assert_eq!(err.code, ErrorCode::InvalidEnumValue);
         // Bypassing the typed writer, as a malicious client would:
         doc.put(ROOT, "status", "nope").expect("raw put");
-        assert_eq!(read_record(&doc, &TASKS).expect_err("enum").code, ErrorCode::InvalidEnumValue);
+        assert_eq!(
+            read_record(&doc, &TASKS).expect_err("enum").code,
+            ErrorCode::InvalidEnumValue
+        );
     }
 
     #[test]
     fn missing_title_wrong_type_unknown_and_server_owned_fields_are_rejected() {
         let mut doc = AutoCommit::new();
         doc.put(ROOT, "status", "todo").expect("put");
-        assert_eq!(read_record(&doc, &TASKS).expect_err("req").code, ErrorCode::MissingRequiredField);
+        assert_eq!(
+            read_record(&doc, &TASKS).expect_err("req").code,
+            ErrorCode::MissingRequiredField
+        );
 
         let mut doc = task("x", "todo");
         doc.put(ROOT, "title", 42_i64).expect("put");
-        assert_eq!(read_record(&doc, &TASKS).expect_err("type").code, ErrorCode::InvalidFieldType);
+        assert_eq!(
+            read_record(&doc, &TASKS).expect_err("type").code,
+            ErrorCode::InvalidFieldType
+        );
 
         let mut doc = task("x", "todo");
         doc.put(ROOT, "colour", "red").expect("put");
-        assert_eq!(read_record(&doc, &TASKS).expect_err("unknown").code, ErrorCode::UnknownField);
+        assert_eq!(
+            read_record(&doc, &TASKS).expect_err("unknown").code,
+            ErrorCode::UnknownField
+        );
 
         let mut doc = task("x", "todo");
-        doc.put(ROOT, "created_by", Uuid::nil().to_string()).expect("put");
-        assert_eq!(read_record(&doc, &TASKS).expect_err("owned").code, ErrorCode::ServerOwnedField);
+        doc.put(ROOT, "created_by", Uuid::nil().to_string())
+            .expect("put");
+        assert_eq!(
+            read_record(&doc, &TASKS).expect_err("owned").code,
+            ErrorCode::ServerOwnedField
+        );
 
         let mut doc = task("x", "todo");
         doc.put_object(ROOT, "priority", ObjType::Map).expect("put");
-        assert_eq!(read_record(&doc, &TASKS).expect_err("obj").code, ErrorCode::InvalidFieldType);
+        assert_eq!(
+            read_record(&doc, &TASKS).expect_err("obj").code,
+            ErrorCode::InvalidFieldType
+        );
     }
 
     #[test]
     fn null_and_deleted_optional_fields_are_absent() {
         let mut doc = task("x", "todo");
         doc.put(ROOT, "priority", ScalarValue::Null).expect("put");
-        put_field(&mut doc, &TASKS, "due_date", Some(&FieldValue::Timestamp(5))).expect("due");
+        put_field(
+            &mut doc,
+            &TASKS,
+            "due_date",
+            Some(&FieldValue::Timestamp(5)),
+        )
+        .expect("due");
         put_field(&mut doc, &TASKS, "due_date", None).expect("clear");
         let rec = read_record(&doc, &TASKS).expect("valid");
         assert!(!rec.contains_key("priority"));

@@ -35,10 +35,22 @@ pub struct FieldDef {
 
 impl FieldDef {
     const fn client(name: &'static str, ty: FieldType, required: bool) -> Self {
-        Self { name, column: name, ty, required, server_owned: false }
+        Self {
+            name,
+            column: name,
+            ty,
+            required,
+            server_owned: false,
+        }
     }
     const fn server(name: &'static str, ty: FieldType) -> Self {
-        Self { name, column: name, ty, required: false, server_owned: true }
+        Self {
+            name,
+            column: name,
+            ty,
+            required: false,
+            server_owned: true,
+        }
     }
     const fn column(mut self, column: &'static str) -> Self {
         self.column = column;
@@ -66,8 +78,14 @@ impl CollectionSchema {
     }
 }
 
-pub const TASK_STATUSES: &[&str] =
-    &["backlog", "todo", "in_progress", "in_review", "done", "cancelled"];
+pub const TASK_STATUSES: &[&str] = &[
+    "backlog",
+    "todo",
+    "in_progress",
+    "in_review",
+    "done",
+    "cancelled",
+];
 pub const TASK_PRIORITIES: &[&str] = &["none", "low", "medium", "high", "urgent"];
 
 /// Tasks: the first synced record collection.
@@ -83,7 +101,8 @@ pub const TASKS: CollectionSchema = CollectionSchema {
         FieldDef::client("assignee_id", FieldType::Ref("users"), false),
         FieldDef::client("board_id", FieldType::Ref("boards"), false),
         // `column` is an SQL keyword, hence the column name.
-        FieldDef::client("column", FieldType::String { max_len: 200 }, false).column("board_column"),
+        FieldDef::client("column", FieldType::String { max_len: 200 }, false)
+            .column("board_column"),
         // A fractional index: tasks sort by it as a string.
         FieldDef::client("position", FieldType::String { max_len: 200 }, false),
         FieldDef::client("parent_id", FieldType::Ref("tasks"), false),

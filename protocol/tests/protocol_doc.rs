@@ -16,16 +16,28 @@ const DOC: Uuid = Uuid::from_u128(0x0192_d2f0_5b1c_7a00_8000_0000_0000_0d0c);
 const PAYLOAD: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
 
 fn examples() -> Vec<(&'static str, Vec<u8>)> {
-    let mid = MutationId { client_id: CLIENT, seq: 1 };
+    let mid = MutationId {
+        client_id: CLIENT,
+        seq: 1,
+    };
     let c = |m: ClientMessage| encode(&m).expect("encode");
     let s = |m: ServerMessage| encode(&m).expect("encode");
     vec![
-        ("hello", c(ClientMessage::Hello { protocol_version: 1, token: "eyJ".into(), client_id: CLIENT })),
+        (
+            "hello",
+            c(ClientMessage::Hello {
+                protocol_version: 1,
+                token: "eyJ".into(),
+                client_id: CLIENT,
+            }),
+        ),
         (
             "subscribe",
             c(ClientMessage::Subscribe {
                 sub_id: 1,
-                scope: Scope::Collection { collection: "tasks".into() },
+                scope: Scope::Collection {
+                    collection: "tasks".into(),
+                },
                 cursor: Some(41),
             }),
         ),
@@ -41,20 +53,40 @@ fn examples() -> Vec<(&'static str, Vec<u8>)> {
                 }],
             }),
         ),
-        ("reauth", c(ClientMessage::Reauth { token: "eyJ".into() })),
+        (
+            "reauth",
+            c(ClientMessage::Reauth {
+                token: "eyJ".into(),
+            }),
+        ),
         ("ping", c(ClientMessage::Ping { nonce: 7 })),
         (
             "welcome",
-            s(ServerMessage::Welcome { protocol_version: 1, user_id: USER, org_id: ORG, session_expires_at: 1_795_000_000 }),
+            s(ServerMessage::Welcome {
+                protocol_version: 1,
+                user_id: USER,
+                org_id: ORG,
+                session_expires_at: 1_795_000_000,
+            }),
         ),
         (
             "snapshot",
             s(ServerMessage::Snapshot {
                 sub_id: 1,
-                docs: vec![DocSnapshot { doc_id: DOC, collection: "tasks".into(), state: ByteBuf::from(PAYLOAD.to_vec()) }],
+                docs: vec![DocSnapshot {
+                    doc_id: DOC,
+                    collection: "tasks".into(),
+                    state: ByteBuf::from(PAYLOAD.to_vec()),
+                }],
             }),
         ),
-        ("synced", s(ServerMessage::Synced { sub_id: 1, cursor: 42 })),
+        (
+            "synced",
+            s(ServerMessage::Synced {
+                sub_id: 1,
+                cursor: 42,
+            }),
+        ),
         (
             "change",
             s(ServerMessage::Change {
@@ -68,14 +100,26 @@ fn examples() -> Vec<(&'static str, Vec<u8>)> {
         ("ack", s(ServerMessage::Ack { mid, seq: 42 })),
         (
             "reject",
-            s(ServerMessage::Reject { mid, code: ErrorCode::InvalidEnumValue, message: "status: `someday`".into() }),
+            s(ServerMessage::Reject {
+                mid,
+                code: ErrorCode::InvalidEnumValue,
+                message: "status: `someday`".into(),
+            }),
         ),
         ("evict", s(ServerMessage::Evict { doc_id: DOC })),
-        ("reauthed", s(ServerMessage::Reauthed { session_expires_at: 1_795_000_900 })),
+        (
+            "reauthed",
+            s(ServerMessage::Reauthed {
+                session_expires_at: 1_795_000_900,
+            }),
+        ),
         ("pong", s(ServerMessage::Pong { nonce: 7 })),
         (
             "error",
-            s(ServerMessage::Error { code: ErrorCode::UnknownMessageType, message: "unknown message type `x`".into() }),
+            s(ServerMessage::Error {
+                code: ErrorCode::UnknownMessageType,
+                message: "unknown message type `x`".into(),
+            }),
         ),
     ]
 }
@@ -83,7 +127,12 @@ fn examples() -> Vec<(&'static str, Vec<u8>)> {
 fn hex_lines(bytes: &[u8]) -> String {
     bytes
         .chunks(16)
-        .map(|row| row.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" "))
+        .map(|row| {
+            row.iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -100,8 +149,16 @@ fn render(doc: &str) -> String {
     while let Some(line) = lines.next() {
         out.push_str(line);
         out.push('\n');
-        let Some(name) = line.strip_prefix("<!-- frame: ").and_then(|l| l.strip_suffix(" -->")) else { continue };
-        let (_, bytes) = examples.iter().find(|(n, _)| *n == name).unwrap_or_else(|| panic!("no example `{name}`"));
+        let Some(name) = line
+            .strip_prefix("<!-- frame: ")
+            .and_then(|l| l.strip_suffix(" -->"))
+        else {
+            continue;
+        };
+        let (_, bytes) = examples
+            .iter()
+            .find(|(n, _)| *n == name)
+            .unwrap_or_else(|| panic!("no example `{name}`"));
         // Skip the old block.
         if lines.peek().is_some_and(|l| l.starts_with("```")) {
             lines.next();
@@ -122,14 +179,20 @@ fn render(doc: &str) -> String {
 fn protocol_doc_shows_the_real_encoding_of_every_message() {
     let doc = std::fs::read_to_string(doc_path()).expect("read docs/protocol.md");
     for (name, _) in examples() {
-        assert!(doc.contains(&format!("<!-- frame: {name} -->")), "docs/protocol.md has no example for `{name}`");
+        assert!(
+            doc.contains(&format!("<!-- frame: {name} -->")),
+            "docs/protocol.md has no example for `{name}`"
+        );
     }
     let rendered = render(&doc);
     if std::env::var_os("SYNCLINE_BLESS").is_some() {
         std::fs::write(doc_path(), rendered).expect("write docs/protocol.md");
         return;
     }
-    assert!(rendered == doc, "docs/protocol.md byte examples are stale: rerun with SYNCLINE_BLESS=1");
+    assert!(
+        rendered == doc,
+        "docs/protocol.md byte examples are stale: rerun with SYNCLINE_BLESS=1"
+    );
 }
 
 #[test]

@@ -34,7 +34,11 @@ impl std::fmt::Debug for AppState {
 
 impl AppState {
     pub fn new(db: PgPool, keys: AuthKeys) -> Self {
-        Self { db, keys: Arc::new(keys), hub: ChangeHub::default() }
+        Self {
+            db,
+            keys: Arc::new(keys),
+            hub: ChangeHub::default(),
+        }
     }
 }
 
@@ -68,7 +72,9 @@ async fn correlation_id(request: Request, next: Next) -> Response {
         CORRELATION_ID.scope(id.clone(), next.run(request)).await
     };
     if let Ok(value) = HeaderValue::from_str(&id) {
-        response.headers_mut().insert(CORRELATION_HEADER.clone(), value);
+        response
+            .headers_mut()
+            .insert(CORRELATION_HEADER.clone(), value);
     }
     response
 }
@@ -79,5 +85,7 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
 }

@@ -25,7 +25,12 @@ pub struct ServerError {
 
 impl ServerError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), details: None, source: None }
+        Self {
+            code,
+            message: message.into(),
+            details: None,
+            source: None,
+        }
     }
 
     pub fn with_details(mut self, details: serde_json::Value) -> Self {
@@ -45,9 +50,9 @@ impl ServerError {
 
     pub fn status(&self) -> StatusCode {
         match self.code {
-            ErrorCode::Unauthenticated | ErrorCode::TokenExpired | ErrorCode::RefreshTokenReused => {
-                StatusCode::UNAUTHORIZED
-            }
+            ErrorCode::Unauthenticated
+            | ErrorCode::TokenExpired
+            | ErrorCode::RefreshTokenReused => StatusCode::UNAUTHORIZED,
             ErrorCode::Forbidden => StatusCode::FORBIDDEN,
             ErrorCode::NotFound | ErrorCode::UnknownCollection => StatusCode::NOT_FOUND,
             ErrorCode::Conflict => StatusCode::CONFLICT,

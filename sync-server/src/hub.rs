@@ -49,13 +49,21 @@ impl std::fmt::Debug for ChangeHub {
 impl ChangeHub {
     /// Receives every batch of `org_id` published from now on.
     pub fn subscribe(&self, org_id: Uuid) -> broadcast::Receiver<Arc<CommittedBatch>> {
-        let mut orgs = self.orgs.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        orgs.entry(org_id).or_insert_with(|| broadcast::channel(CHANNEL_CAPACITY).0).subscribe()
+        let mut orgs = self
+            .orgs
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        orgs.entry(org_id)
+            .or_insert_with(|| broadcast::channel(CHANNEL_CAPACITY).0)
+            .subscribe()
     }
 
     /// Publishes a committed batch to the org's connections.
     pub fn publish(&self, batch: CommittedBatch) {
-        let mut orgs = self.orgs.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut orgs = self
+            .orgs
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(sender) = orgs.get(&batch.org_id) {
             if sender.receiver_count() == 0 {
                 // Nobody of this org is connected: drop the channel instead of buffering.

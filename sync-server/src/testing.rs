@@ -18,7 +18,7 @@ use uuid::Uuid;
 use crate::app::{AppState, serve};
 use crate::auth::AuthKeys;
 use crate::db;
-use crate::embedded_pg::EmbeddedPostgres;
+use crate::embedded_pg::{EmbeddedPostgres, Options};
 
 /// Secret the test servers sign tokens with (tests mint expired tokens with it).
 pub const TEST_JWT_SECRET: &[u8] = b"syncline-test-secret-0123456789abcdef";
@@ -34,14 +34,22 @@ static CLUSTER: OnceLock<Cluster> = OnceLock::new();
 fn cluster() -> &'static Cluster {
     CLUSTER.get_or_init(|| {
         if let Ok(url) = std::env::var("SYNCLINE_TEST_DATABASE_URL") {
-            return Cluster { admin_url: url, _embedded: None };
+            return Cluster {
+                admin_url: url,
+                _embedded: None,
+            };
         }
         let dir = tempfile::Builder::new()
             .prefix("syncline-test-pg-")
             .tempdir()
             .expect("create a temporary directory for the test cluster");
-        let pg = EmbeddedPostgres::start(dir.path()).expect("start the test PostgreSQL cluster");
-        Cluster { admin_url: pg.url("postgres"), _embedded: Some((pg, dir)) }
+        // Throwaway: fsync off, data directory removed when the cluster stops.
+        let pg = EmbeddedPostgres::start_with(dir.path(), Options::throwaway())
+            .expect("start the test PostgreSQL cluster");
+        Cluster {
+            admin_url: pg.url("postgres"),
+            _embedded: Some((pg, dir)),
+        }
     })
 }
 
@@ -51,7 +59,9 @@ pub async fn fresh_database_url() -> String {
         .await
         .expect("cluster start panicked");
     let name = format!("syncline_test_{}", Uuid::new_v4().simple());
-    let mut admin = PgConnection::connect(&admin_url).await.expect("connect to the test cluster");
+    let mut admin = PgConnection::connect(&admin_url)
+        .await
+        .expect("connect to the test cluster");
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
         .execute(&mut admin)
         .await
@@ -95,7 +105,9 @@ pub struct TestServer {
 
 impl std::fmt::Debug for TestServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TestServer").field("addr", &self.addr).finish_non_exhaustive()
+        f.debug_struct("TestServer")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
     }
 }
 
@@ -108,8 +120,14 @@ impl TestServer {
 
     /// Starts a server against an existing database (e.g. to restart one).
     pub async fn start_on(database_url: String) -> Self {
-        let pool = db::connect_and_migrate(&database_url, 16).await.expect("connect and migrate");
-        let keys = AuthKeys::new(TEST_JWT_SECRET, Duration::from_secs(900), Duration::from_secs(86_400));
+        let pool = db::connect_and_migrate(&database_url, 16)
+            .await
+            .expect("connect and migrate");
+        let keys = AuthKeys::new(
+            TEST_JWT_SECRET,
+            Duration::from_secs(900),
+            Duration::from_secs(86_400),
+        );
         let state = AppState::new(pool.clone(), keys);
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
         let addr = listener.local_addr().expect("local addr");
@@ -123,7 +141,14 @@ impl TestServer {
                 tracing::error!(error = %e, "test server stopped with an error");
             }
         });
-        Self { addr, db: pool, state, database_url, shutdown: Some(tx), task: Some(task) }
+        Self {
+            addr,
+            db: pool,
+            state,
+            database_url,
+            shutdown: Some(tx),
+            task: Some(task),
+        }
     }
 
     /// Stops accepting and closes the server (open WebSockets are dropped with the task).
@@ -171,7 +196,10 @@ impl TestServer {
 
     /// Signs an access token directly (e.g. an expired one).
     pub fn sign_token(&self, user_id: Uuid, org_id: Uuid, iat: i64, exp: i64) -> String {
-        self.state.keys.sign(user_id, org_id, iat, exp).expect("sign")
+        self.state
+            .keys
+            .sign(user_id, org_id, iat, exp)
+            .expect("sign")
     }
 }
 
@@ -188,7 +216,9 @@ pub mod raw {
     use std::time::Duration;
 
     use futures_util::{SinkExt, StreamExt};
-    use syncline_protocol::{ClientMessage, PROTOCOL_VERSION, ServerMessage, decode_server, encode};
+    use syncline_protocol::{
+        ClientMessage, PROTOCOL_VERSION, ServerMessage, decode_server, encode,
+    };
     use tokio::net::TcpStream;
     use tokio_tungstenite::tungstenite::Message;
     use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
@@ -212,14 +242,19 @@ pub mod raw {
 
     impl std::fmt::Debug for RawClient {
         fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.debug_struct("RawClient").field("client_id", &self.client_id).finish_non_exhaustive()
+            f.debug_struct("RawClient")
+                .field("client_id", &self.client_id)
+                .finish_non_exhaustive()
         }
     }
 
     impl RawClient {
         pub async fn connect(url: &str) -> Self {
             let (ws, _) = connect_async(url).await.expect("websocket connect");
-            Self { ws, client_id: Uuid::now_v7() }
+            Self {
+                ws,
+                client_id: Uuid::now_v7(),
+            }
         }
 
         /// Connects, says hello and expects `Welcome`.
@@ -230,8 +265,12 @@ pub mod raw {
         pub async fn hello_as(url: &str, token: &str, client_id: Uuid) -> Self {
             let mut c = Self::connect(url).await;
             c.client_id = client_id;
-            c.send(&ClientMessage::Hello { protocol_version: PROTOCOL_VERSION, token: token.into(), client_id })
-                .await;
+            c.send(&ClientMessage::Hello {
+                protocol_version: PROTOCOL_VERSION,
+                token: token.into(),
+                client_id,
+            })
+            .await;
             match c.recv().await {
                 Received::Message(ServerMessage::Welcome { .. }) => c,
                 other => panic!("expected welcome, got {other:?}"),
@@ -243,24 +282,36 @@ pub mod raw {
         }
 
         pub async fn send_bytes(&mut self, bytes: Vec<u8>) {
-            self.ws.send(Message::Binary(bytes.into())).await.expect("send frame");
+            self.ws
+                .send(Message::Binary(bytes.into()))
+                .await
+                .expect("send frame");
         }
 
         pub async fn send_text(&mut self, text: &str) {
-            self.ws.send(Message::Text(text.into())).await.expect("send text frame");
+            self.ws
+                .send(Message::Text(text.into()))
+                .await
+                .expect("send text frame");
         }
 
         /// The next protocol message or the close; panics after [`RECV_TIMEOUT`].
         pub async fn recv(&mut self) -> Received {
             loop {
-                let next = tokio::time::timeout(RECV_TIMEOUT, self.ws.next()).await.expect("timed out waiting for the server");
+                let next = tokio::time::timeout(RECV_TIMEOUT, self.ws.next())
+                    .await
+                    .expect("timed out waiting for the server");
                 match next {
                     None | Some(Err(_)) => return Received::Closed(None),
                     Some(Ok(Message::Binary(b))) => {
-                        return Received::Message(decode_server(&b).expect("server sent an undecodable frame"));
+                        return Received::Message(
+                            decode_server(&b).expect("server sent an undecodable frame"),
+                        );
                     }
                     Some(Ok(Message::Close(frame))) => {
-                        return Received::Closed(frame.map(|f| (u16::from(f.code), f.reason.to_string())));
+                        return Received::Closed(
+                            frame.map(|f| (u16::from(f.code), f.reason.to_string())),
+                        );
                     }
                     Some(Ok(_)) => {}
                 }
@@ -276,7 +327,10 @@ pub mod raw {
         }
 
         /// Skips messages until one matches.
-        pub async fn until(&mut self, mut pred: impl FnMut(&ServerMessage) -> bool) -> ServerMessage {
+        pub async fn until(
+            &mut self,
+            mut pred: impl FnMut(&ServerMessage) -> bool,
+        ) -> ServerMessage {
             loop {
                 let m = self.message().await;
                 if pred(&m) {
@@ -314,21 +368,29 @@ pub mod changes {
     }
 
     /// Writes a raw value as one change (bypassing validation, as a hostile client could).
-    pub fn raw_put(doc: &mut AutoCommit, key: &str, value: impl Into<automerge::ScalarValue>) -> Vec<u8> {
+    pub fn raw_put(
+        doc: &mut AutoCommit,
+        key: &str,
+        value: impl Into<automerge::ScalarValue>,
+    ) -> Vec<u8> {
         raw_puts(doc, &[(key, value.into())])
     }
 
     /// Writes several raw values as one change.
     pub fn raw_puts(doc: &mut AutoCommit, values: &[(&str, automerge::ScalarValue)]) -> Vec<u8> {
         for (key, value) in values {
-            doc.put(automerge::ROOT, *key, value.clone()).expect("raw put");
+            doc.put(automerge::ROOT, *key, value.clone())
+                .expect("raw put");
         }
         last_change(doc)
     }
 
     fn last_change(doc: &mut AutoCommit) -> Vec<u8> {
         doc.commit();
-        doc.get_last_local_change().expect("a local change").raw_bytes().to_vec()
+        doc.get_last_local_change()
+            .expect("a local change")
+            .raw_bytes()
+            .to_vec()
     }
 
     pub fn s(v: &str) -> Option<FieldValue> {

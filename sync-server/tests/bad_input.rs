@@ -6,7 +6,9 @@ use serde_bytes::ByteBuf;
 use sync_server::testing::TestServer;
 use sync_server::testing::changes::{s, task_change};
 use sync_server::testing::raw::RawClient;
-use syncline_protocol::{ClientMessage, ErrorCode, Mutation, MutationId, PROTOCOL_VERSION, Scope, ServerMessage};
+use syncline_protocol::{
+    ClientMessage, ErrorCode, Mutation, MutationId, PROTOCOL_VERSION, Scope, ServerMessage,
+};
 use uuid::Uuid;
 
 async fn hello_close(server: &TestServer, message: ClientMessage) -> (u16, String) {
@@ -16,7 +18,11 @@ async fn hello_close(server: &TestServer, message: ClientMessage) -> (u16, Strin
 }
 
 fn hello(token: &str) -> ClientMessage {
-    ClientMessage::Hello { protocol_version: PROTOCOL_VERSION, token: token.into(), client_id: Uuid::now_v7() }
+    ClientMessage::Hello {
+        protocol_version: PROTOCOL_VERSION,
+        token: token.into(),
+        client_id: Uuid::now_v7(),
+    }
 }
 
 async fn still_serves(server: &TestServer, token: &str) {
@@ -40,7 +46,9 @@ async fn handshake_failures_close_with_distinct_codes() {
             std::time::Duration::from_secs(60),
             std::time::Duration::from_secs(60),
         );
-        keys.issue_access(user.user_id, user.org_id).expect("sign").0
+        keys.issue_access(user.user_id, user.org_id)
+            .expect("sign")
+            .0
     };
     assert_eq!(hello_close(&server, hello(&forged)).await.0, 4001);
     assert_eq!(hello_close(&server, hello("garbage")).await.0, 4001);
@@ -55,7 +63,12 @@ async fn handshake_failures_close_with_distinct_codes() {
         client_id: Uuid::now_v7(),
     };
     assert_eq!(hello_close(&server, wrong_version).await.0, 4003);
-    assert_eq!(hello_close(&server, ClientMessage::Ping { nonce: 1 }).await.0, 4001);
+    assert_eq!(
+        hello_close(&server, ClientMessage::Ping { nonce: 1 })
+            .await
+            .0,
+        4001
+    );
 
     let mut c = RawClient::connect(&server.ws_url()).await;
     c.send_bytes(vec![0xff, 0x13, 0x37]).await;
@@ -77,27 +90,60 @@ async fn bad_frames_after_hello() {
     let mut c = RawClient::hello(&server.ws_url(), &user.access_token).await;
     let mut frame = Vec::new();
     ciborium::into_writer(
-        &ciborium::Value::Map(vec![(ciborium::Value::Text("type".into()), ciborium::Value::Text("teleport".into()))]),
+        &ciborium::Value::Map(vec![(
+            ciborium::Value::Text("type".into()),
+            ciborium::Value::Text("teleport".into()),
+        )]),
         &mut frame,
     )
     .expect("cbor");
     c.send_bytes(frame).await;
-    assert!(matches!(c.message().await, ServerMessage::Error { code: ErrorCode::UnknownMessageType, .. }));
+    assert!(matches!(
+        c.message().await,
+        ServerMessage::Error {
+            code: ErrorCode::UnknownMessageType,
+            ..
+        }
+    ));
     // A known type with fields of the wrong shape.
     let mut frame = Vec::new();
     ciborium::into_writer(
         &ciborium::Value::Map(vec![
-            (ciborium::Value::Text("type".into()), ciborium::Value::Text("push".into())),
-            (ciborium::Value::Text("mutations".into()), ciborium::Value::Text("all of them".into())),
+            (
+                ciborium::Value::Text("type".into()),
+                ciborium::Value::Text("push".into()),
+            ),
+            (
+                ciborium::Value::Text("mutations".into()),
+                ciborium::Value::Text("all of them".into()),
+            ),
         ]),
         &mut frame,
     )
     .expect("cbor");
     c.send_bytes(frame).await;
-    assert!(matches!(c.message().await, ServerMessage::Error { code: ErrorCode::MalformedFrame, .. }));
-    c.send(&ClientMessage::Subscribe { sub_id: 1, scope: Scope::Collection { collection: "spaceships".into() }, cursor: None })
-        .await;
-    assert!(matches!(c.message().await, ServerMessage::Error { code: ErrorCode::UnknownCollection, .. }));
+    assert!(matches!(
+        c.message().await,
+        ServerMessage::Error {
+            code: ErrorCode::MalformedFrame,
+            ..
+        }
+    ));
+    c.send(&ClientMessage::Subscribe {
+        sub_id: 1,
+        scope: Scope::Collection {
+            collection: "spaceships".into(),
+        },
+        cursor: None,
+    })
+    .await;
+    assert!(matches!(
+        c.message().await,
+        ServerMessage::Error {
+            code: ErrorCode::UnknownCollection,
+            ..
+        }
+    ));
     c.send(&ClientMessage::Ping { nonce: 2 }).await;
     assert_eq!(c.message().await, ServerMessage::Pong { nonce: 2 });
 
@@ -106,7 +152,10 @@ async fn bad_frames_after_hello() {
     assert_eq!(c.closed().await.0, 4004);
     still_serves(&server, &user.access_token).await;
 
-    let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM change_log").fetch_one(&server.db).await.expect("count");
+    let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM change_log")
+        .fetch_one(&server.db)
+        .await
+        .expect("count");
     assert_eq!(n, 0);
 }
 
@@ -120,17 +169,26 @@ async fn another_orgs_document_cannot_be_changed_or_read() {
     let mut a = RawClient::hello(&server.ws_url(), &alice.access_token).await;
     let doc_id = Uuid::now_v7();
     let mut doc = AutoCommit::new().with_actor(ActorId::from(a.client_id.as_bytes().as_slice()));
-    let create = task_change(&mut doc, &[("title", s("alice's secret")), ("status", s("todo"))]);
+    let create = task_change(
+        &mut doc,
+        &[("title", s("alice's secret")), ("status", s("todo"))],
+    );
     a.send(&ClientMessage::Push {
         mutations: vec![Mutation {
-            mid: MutationId { client_id: a.client_id, seq: 1 },
+            mid: MutationId {
+                client_id: a.client_id,
+                seq: 1,
+            },
             doc_id,
             collection: "tasks".into(),
             payload: ByteBuf::from(create),
         }],
     })
     .await;
-    assert!(matches!(a.until(|m| matches!(m, ServerMessage::Ack { .. })).await, ServerMessage::Ack { .. }));
+    assert!(matches!(
+        a.until(|m| matches!(m, ServerMessage::Ack { .. })).await,
+        ServerMessage::Ack { .. }
+    ));
 
     // Bob pushes a change for Alice's document id.
     let mut b = RawClient::hello(&server.ws_url(), &bob.access_token).await;
@@ -138,26 +196,59 @@ async fn another_orgs_document_cannot_be_changed_or_read() {
     let overwrite = task_change(&mut bobs, &[("title", s("pwned")), ("status", s("done"))]);
     b.send(&ClientMessage::Push {
         mutations: vec![Mutation {
-            mid: MutationId { client_id: b.client_id, seq: 1 },
+            mid: MutationId {
+                client_id: b.client_id,
+                seq: 1,
+            },
             doc_id,
             collection: "tasks".into(),
             payload: ByteBuf::from(overwrite),
         }],
     })
     .await;
-    assert!(matches!(b.message().await, ServerMessage::Reject { code: ErrorCode::Forbidden, .. }));
+    assert!(matches!(
+        b.message().await,
+        ServerMessage::Reject {
+            code: ErrorCode::Forbidden,
+            ..
+        }
+    ));
     // Nor may he subscribe to it, and his collection snapshot is empty.
-    b.send(&ClientMessage::Subscribe { sub_id: 1, scope: Scope::Document { doc_id }, cursor: None }).await;
-    assert!(matches!(b.message().await, ServerMessage::Error { code: ErrorCode::Forbidden, .. }));
-    b.send(&ClientMessage::Subscribe { sub_id: 2, scope: Scope::Collection { collection: "tasks".into() }, cursor: Some(0) })
-        .await;
-    assert_eq!(b.message().await, ServerMessage::Synced { sub_id: 2, cursor: 0 });
+    b.send(&ClientMessage::Subscribe {
+        sub_id: 1,
+        scope: Scope::Document { doc_id },
+        cursor: None,
+    })
+    .await;
+    assert!(matches!(
+        b.message().await,
+        ServerMessage::Error {
+            code: ErrorCode::Forbidden,
+            ..
+        }
+    ));
+    b.send(&ClientMessage::Subscribe {
+        sub_id: 2,
+        scope: Scope::Collection {
+            collection: "tasks".into(),
+        },
+        cursor: Some(0),
+    })
+    .await;
+    assert_eq!(
+        b.message().await,
+        ServerMessage::Synced {
+            sub_id: 2,
+            cursor: 0
+        }
+    );
 
-    let (title, org): (String, Uuid) = sqlx::query_as("SELECT title, org_id FROM tasks WHERE id = $1")
-        .bind(doc_id)
-        .fetch_one(&server.db)
-        .await
-        .expect("row");
+    let (title, org): (String, Uuid) =
+        sqlx::query_as("SELECT title, org_id FROM tasks WHERE id = $1")
+            .bind(doc_id)
+            .fetch_one(&server.db)
+            .await
+            .expect("row");
     assert_eq!((title.as_str(), org), ("alice's secret", alice.org_id));
     let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM change_log WHERE org_id = $1")
         .bind(bob.org_id)
@@ -168,8 +259,12 @@ async fn another_orgs_document_cannot_be_changed_or_read() {
 
     // A client id may not be borrowed by another user either.
     let mut c = RawClient::connect(&server.ws_url()).await;
-    c.send(&ClientMessage::Hello { protocol_version: PROTOCOL_VERSION, token: bob.access_token.clone(), client_id: a.client_id })
-        .await;
+    c.send(&ClientMessage::Hello {
+        protocol_version: PROTOCOL_VERSION,
+        token: bob.access_token.clone(),
+        client_id: a.client_id,
+    })
+    .await;
     // Different org: the id is unknown there, so Bob may use it in his own org.
     assert!(matches!(c.message().await, ServerMessage::Welcome { .. }));
 }

@@ -32,7 +32,10 @@ async fn writer(url: String, token: String, seed: u64, stop: Arc<AtomicBool>) ->
         for _ in 0..rng.random_range(1..=4) {
             let payload = if docs.is_empty() || rng.random_bool(0.3) {
                 let mut doc = AutoCommit::new().with_actor(actor.clone());
-                let p = task_change(&mut doc, &[("title", s(&format!("t{next}"))), ("status", s("todo"))]);
+                let p = task_change(
+                    &mut doc,
+                    &[("title", s(&format!("t{next}"))), ("status", s("todo"))],
+                );
                 docs.push((Uuid::now_v7(), doc));
                 (docs.len() - 1, p)
             } else {
@@ -41,7 +44,10 @@ async fn writer(url: String, token: String, seed: u64, stop: Arc<AtomicBool>) ->
                 (i, task_change(&mut docs[i].1, &[("status", s(status))]))
             };
             mutations.push(Mutation {
-                mid: MutationId { client_id: c.client_id, seq: next },
+                mid: MutationId {
+                    client_id: c.client_id,
+                    seq: next,
+                },
                 doc_id: docs[payload.0].0,
                 collection: "tasks".into(),
                 payload: ByteBuf::from(payload.1),
@@ -57,7 +63,9 @@ async fn writer(url: String, token: String, seed: u64, stop: Arc<AtomicBool>) ->
                     acked.push(seq);
                     got += 1;
                 }
-                ServerMessage::Reject { code, message, .. } => panic!("unexpected reject {code}: {message}"),
+                ServerMessage::Reject { code, message, .. } => {
+                    panic!("unexpected reject {code}: {message}")
+                }
                 _ => {}
             }
         }
@@ -73,7 +81,10 @@ fn check_contiguous(cursor: u64, received: &[u64], who: &str) -> u64 {
         if seq < expect {
             continue; // a duplicate of something already covered is harmless
         }
-        assert_eq!(seq, expect, "{who}: after cursor {cursor} expected seq {expect}, got {seq} (gap)");
+        assert_eq!(
+            seq, expect,
+            "{who}: after cursor {cursor} expected seq {expect}, got {seq} (gap)"
+        );
         expect += 1;
     }
     expect - 1
@@ -82,13 +93,23 @@ fn check_contiguous(cursor: u64, received: &[u64], who: &str) -> u64 {
 /// Repeatedly connects, resumes from the last cursor it held, listens a while, disconnects.
 async fn resumer(url: String, token: String, seed: u64, stop: Arc<AtomicBool>) -> (u64, usize) {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let mut cursor: Option<u64> = if seed % 2 == 0 { None } else { Some(0) };
+    let mut cursor: Option<u64> = if seed.is_multiple_of(2) {
+        None
+    } else {
+        Some(0)
+    };
     let mut sessions = 0;
     loop {
         let stopping = stop.load(Ordering::Relaxed);
         let mut c = RawClient::hello(&url, &token).await;
-        c.send(&ClientMessage::Subscribe { sub_id: 1, scope: Scope::Collection { collection: "tasks".into() }, cursor })
-            .await;
+        c.send(&ClientMessage::Subscribe {
+            sub_id: 1,
+            scope: Scope::Collection {
+                collection: "tasks".into(),
+            },
+            cursor,
+        })
+        .await;
         let mut synced_at = None;
         let mut after_synced = Vec::new();
         let listen = Duration::from_millis(rng.random_range(20..300));
@@ -98,8 +119,14 @@ async fn resumer(url: String, token: String, seed: u64, stop: Arc<AtomicBool>) -
             if synced_at.is_some() && remaining.is_zero() {
                 break;
             }
-            let wait = if synced_at.is_some() { remaining } else { Duration::from_secs(15) };
-            let Ok(received) = tokio::time::timeout(wait, c.recv()).await else { break };
+            let wait = if synced_at.is_some() {
+                remaining
+            } else {
+                Duration::from_secs(15)
+            };
+            let Ok(received) = tokio::time::timeout(wait, c.recv()).await else {
+                break;
+            };
             match received {
                 Received::Message(ServerMessage::Synced { cursor: c, .. }) => synced_at = Some(c),
                 Received::Message(ServerMessage::Change { seq, .. }) => {
@@ -136,12 +163,14 @@ async fn poller(db: sqlx::PgPool, org_id: Uuid, stop: Arc<AtomicBool>) -> u64 {
     let mut cursor = 0i64;
     loop {
         let stopping = stop.load(Ordering::Relaxed);
-        let seqs: Vec<(i64,)> = sqlx::query_as("SELECT seq FROM change_log WHERE org_id = $1 AND seq > $2 ORDER BY seq")
-            .bind(org_id)
-            .bind(cursor)
-            .fetch_all(&db)
-            .await
-            .expect("poll");
+        let seqs: Vec<(i64,)> = sqlx::query_as(
+            "SELECT seq FROM change_log WHERE org_id = $1 AND seq > $2 ORDER BY seq",
+        )
+        .bind(org_id)
+        .bind(cursor)
+        .fetch_all(&db)
+        .await
+        .expect("poll");
         for (seq,) in seqs {
             assert_eq!(seq, cursor + 1, "poller skipped from {cursor} to {seq}");
             cursor = seq;
@@ -161,10 +190,24 @@ async fn resuming_readers_never_miss_a_committed_change_under_concurrent_pushes(
     let stop = Arc::new(AtomicBool::new(false));
 
     let writers: Vec<_> = (0..WRITERS)
-        .map(|i| tokio::spawn(writer(url.clone(), user.access_token.clone(), i as u64, stop.clone())))
+        .map(|i| {
+            tokio::spawn(writer(
+                url.clone(),
+                user.access_token.clone(),
+                i as u64,
+                stop.clone(),
+            ))
+        })
         .collect();
     let resumers: Vec<_> = (0..3)
-        .map(|i| tokio::spawn(resumer(url.clone(), user.access_token.clone(), 100 + i, stop.clone())))
+        .map(|i| {
+            tokio::spawn(resumer(
+                url.clone(),
+                user.access_token.clone(),
+                100 + i,
+                stop.clone(),
+            ))
+        })
         .collect();
     let poll = tokio::spawn(poller(server.db.clone(), user.org_id, stop.clone()));
 
@@ -186,7 +229,10 @@ async fn resuming_readers_never_miss_a_committed_change_under_concurrent_pushes(
     let total = acked.len() as u64;
     assert!(total > 100, "the load produced only {total} changes");
     // The log holds exactly the acked changes, numbered 1..=N.
-    assert_eq!((count as u64, min, max.map(|m| m as u64)), (total, Some(1), Some(total)));
+    assert_eq!(
+        (count as u64, min, max.map(|m| m as u64)),
+        (total, Some(1), Some(total))
+    );
     assert_eq!(acked.first().copied(), Some(1));
     assert_eq!(acked.last().copied(), Some(total));
 
@@ -195,8 +241,14 @@ async fn resuming_readers_never_miss_a_committed_change_under_concurrent_pushes(
         assert!(sessions >= 2, "resumer ran only {sessions} sessions");
         // A final resume from what it held delivers the rest, contiguously.
         let mut c = RawClient::hello(&url, &user.access_token).await;
-        c.send(&ClientMessage::Subscribe { sub_id: 1, scope: Scope::Collection { collection: "tasks".into() }, cursor: Some(held) })
-            .await;
+        c.send(&ClientMessage::Subscribe {
+            sub_id: 1,
+            scope: Scope::Collection {
+                collection: "tasks".into(),
+            },
+            cursor: Some(held),
+        })
+        .await;
         let mut seqs = Vec::new();
         let synced = loop {
             match c.message().await {

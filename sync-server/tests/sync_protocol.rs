@@ -26,7 +26,10 @@ fn mutation(client_id: Uuid, seq: u64, doc_id: Uuid, payload: Vec<u8>) -> Mutati
 /// Pushes `(mutation seq, doc id, change)` triples and collects the replies.
 async fn push(client: &mut RawClient, mutations: Vec<(u64, Uuid, Vec<u8>)>) -> Vec<ServerMessage> {
     let n = mutations.len();
-    let mutations = mutations.into_iter().map(|(seq, doc, payload)| mutation(client.client_id, seq, doc, payload)).collect();
+    let mutations = mutations
+        .into_iter()
+        .map(|(seq, doc, payload)| mutation(client.client_id, seq, doc, payload))
+        .collect();
     client.send(&ClientMessage::Push { mutations }).await;
     let mut replies = Vec::new();
     while replies.len() < n {
@@ -38,11 +41,17 @@ async fn push(client: &mut RawClient, mutations: Vec<(u64, Uuid, Vec<u8>)>) -> V
     replies
 }
 
-async fn subscribe(client: &mut RawClient, sub_id: u32, cursor: Option<u64>) -> (Vec<ServerMessage>, u64) {
+async fn subscribe(
+    client: &mut RawClient,
+    sub_id: u32,
+    cursor: Option<u64>,
+) -> (Vec<ServerMessage>, u64) {
     client
         .send(&ClientMessage::Subscribe {
             sub_id,
-            scope: Scope::Collection { collection: "tasks".into() },
+            scope: Scope::Collection {
+                collection: "tasks".into(),
+            },
             cursor,
         })
         .await;
@@ -56,7 +65,10 @@ async fn subscribe(client: &mut RawClient, sub_id: u32, cursor: Option<u64>) -> 
 }
 
 async fn count(server: &TestServer, sql: &'static str) -> i64 {
-    let (n,): (i64,) = sqlx::query_as(sql).fetch_one(&server.db).await.expect("count");
+    let (n,): (i64,) = sqlx::query_as(sql)
+        .fetch_one(&server.db)
+        .await
+        .expect("count");
     n
 }
 
@@ -71,9 +83,25 @@ async fn pushed_task_is_merged_materialized_acked_and_broadcast() {
 
     let doc_id = Uuid::now_v7();
     let mut doc = new_doc(&a);
-    let change = task_change(&mut doc, &[("title", s("Write spec")), ("status", s("todo")), ("priority", s("high"))]);
+    let change = task_change(
+        &mut doc,
+        &[
+            ("title", s("Write spec")),
+            ("status", s("todo")),
+            ("priority", s("high")),
+        ],
+    );
     let replies = push(&mut a, vec![(1, doc_id, change.clone())]).await;
-    assert_eq!(replies, vec![ServerMessage::Ack { mid: MutationId { client_id: a.client_id, seq: 1 }, seq: 1 }]);
+    assert_eq!(
+        replies,
+        vec![ServerMessage::Ack {
+            mid: MutationId {
+                client_id: a.client_id,
+                seq: 1
+            },
+            seq: 1
+        }]
+    );
 
     let (title, status, priority, created_by): (String, String, Option<String>, Uuid) =
         sqlx::query_as("SELECT title, status, priority, created_by FROM tasks WHERE id = $1")
@@ -81,11 +109,36 @@ async fn pushed_task_is_merged_materialized_acked_and_broadcast() {
             .fetch_one(&server.db)
             .await
             .expect("task row");
-    assert_eq!((title.as_str(), status.as_str(), priority.as_deref(), created_by), ("Write spec", "todo", Some("high"), user.user_id));
+    assert_eq!(
+        (
+            title.as_str(),
+            status.as_str(),
+            priority.as_deref(),
+            created_by
+        ),
+        ("Write spec", "todo", Some("high"), user.user_id)
+    );
 
     match b.until(|m| matches!(m, ServerMessage::Change { .. })).await {
-        ServerMessage::Change { seq, doc_id: d, payload, mid, .. } => {
-            assert_eq!((seq, d, payload.into_vec(), mid), (1, doc_id, change, Some(MutationId { client_id: a.client_id, seq: 1 })));
+        ServerMessage::Change {
+            seq,
+            doc_id: d,
+            payload,
+            mid,
+            ..
+        } => {
+            assert_eq!(
+                (seq, d, payload.into_vec(), mid),
+                (
+                    1,
+                    doc_id,
+                    change,
+                    Some(MutationId {
+                        client_id: a.client_id,
+                        seq: 1
+                    })
+                )
+            );
         }
         _ => unreachable!(),
     }
@@ -93,7 +146,10 @@ async fn pushed_task_is_merged_materialized_acked_and_broadcast() {
     // An update merges into the stored document.
     let update = task_change(&mut doc, &[("status", s("done"))]);
     let replies = push(&mut a, vec![(2, doc_id, update)]).await;
-    assert!(matches!(replies[0], ServerMessage::Ack { seq: 2, .. }), "{replies:?}");
+    assert!(
+        matches!(replies[0], ServerMessage::Ack { seq: 2, .. }),
+        "{replies:?}"
+    );
     let (status,): (String,) = sqlx::query_as("SELECT status FROM tasks WHERE id = $1")
         .bind(doc_id)
         .fetch_one(&server.db)
@@ -114,15 +170,39 @@ async fn retransmitted_mutations_are_acked_again_but_applied_once() {
     let mut bad_doc = new_doc(&a);
     let bad = task_change(&mut bad_doc, &[("title", s("bad"))]); // no status: rejected
 
-    let first = push(&mut a, vec![(1, doc_id, good.clone()), (2, Uuid::now_v7(), bad.clone())]).await;
+    let first = push(
+        &mut a,
+        vec![(1, doc_id, good.clone()), (2, Uuid::now_v7(), bad.clone())],
+    )
+    .await;
     // The same push again on the same connection, then on a new connection of the same client.
-    let second = push(&mut a, vec![(1, doc_id, good.clone()), (2, Uuid::now_v7(), bad.clone())]).await;
+    let second = push(
+        &mut a,
+        vec![(1, doc_id, good.clone()), (2, Uuid::now_v7(), bad.clone())],
+    )
+    .await;
     drop(a);
     let mut again = RawClient::hello_as(&server.ws_url(), &user.access_token, client_id).await;
-    let third = push(&mut again, vec![(1, doc_id, good), (2, Uuid::now_v7(), bad)]).await;
+    let third = push(
+        &mut again,
+        vec![(1, doc_id, good), (2, Uuid::now_v7(), bad)],
+    )
+    .await;
 
-    assert!(matches!(first[0], ServerMessage::Ack { seq: 1, .. }), "{first:?}");
-    assert!(matches!(&first[1], ServerMessage::Reject { code: ErrorCode::MissingRequiredField, .. }), "{first:?}");
+    assert!(
+        matches!(first[0], ServerMessage::Ack { seq: 1, .. }),
+        "{first:?}"
+    );
+    assert!(
+        matches!(
+            &first[1],
+            ServerMessage::Reject {
+                code: ErrorCode::MissingRequiredField,
+                ..
+            }
+        ),
+        "{first:?}"
+    );
     assert_eq!(first, second);
     assert_eq!(first, third);
     assert_eq!(count(&server, "SELECT count(*) FROM change_log").await, 1);
@@ -139,16 +219,40 @@ async fn invalid_values_are_rejected_with_codes_and_never_stored() {
     // Each case: a fresh document whose only change is invalid.
     let mut cases: Vec<(ErrorCode, Vec<u8>)> = Vec::new();
     let mut d = new_doc(&a);
-    cases.push((ErrorCode::InvalidEnumValue, raw_puts(&mut d, &[("title", "t".into()), ("status", "someday".into())])));
+    cases.push((
+        ErrorCode::InvalidEnumValue,
+        raw_puts(
+            &mut d,
+            &[("title", "t".into()), ("status", "someday".into())],
+        ),
+    ));
     let mut d = new_doc(&a);
-    cases.push((ErrorCode::MissingRequiredField, raw_put(&mut d, "status", "todo")));
+    cases.push((
+        ErrorCode::MissingRequiredField,
+        raw_put(&mut d, "status", "todo"),
+    ));
     let mut d = new_doc(&a);
-    cases.push((ErrorCode::InvalidFieldType, raw_puts(&mut d, &[("status", "todo".into()), ("title", 42_i64.into())])));
+    cases.push((
+        ErrorCode::InvalidFieldType,
+        raw_puts(
+            &mut d,
+            &[("status", "todo".into()), ("title", 42_i64.into())],
+        ),
+    ));
     let mut d = new_doc(&a);
-    cases.push((ErrorCode::UnknownField, task_change_with_extra(&mut d, "colour")));
+    cases.push((
+        ErrorCode::UnknownField,
+        task_change_with_extra(&mut d, "colour"),
+    ));
     let mut d = new_doc(&a);
-    cases.push((ErrorCode::ServerOwnedField, task_change_with_extra(&mut d, "created_by")));
-    cases.push((ErrorCode::InvalidChange, b"not an automerge change".to_vec()));
+    cases.push((
+        ErrorCode::ServerOwnedField,
+        task_change_with_extra(&mut d, "created_by"),
+    ));
+    cases.push((
+        ErrorCode::InvalidChange,
+        b"not an automerge change".to_vec(),
+    ));
 
     for (i, (expected, payload)) in cases.into_iter().enumerate() {
         let replies = push(&mut a, vec![(i as u64 + 1, Uuid::now_v7(), payload)]).await;
@@ -164,17 +268,36 @@ async fn invalid_values_are_rejected_with_codes_and_never_stored() {
     let invalid = raw_put(&mut doc, "status", "nope");
     let replies = push(&mut a, vec![(10, doc_id, ok), (11, doc_id, invalid)]).await;
     assert!(matches!(replies[0], ServerMessage::Ack { .. }));
-    assert!(matches!(&replies[1], ServerMessage::Reject { code: ErrorCode::InvalidEnumValue, .. }));
+    assert!(matches!(
+        &replies[1],
+        ServerMessage::Reject {
+            code: ErrorCode::InvalidEnumValue,
+            ..
+        }
+    ));
 
     assert_eq!(count(&server, "SELECT count(*) FROM tasks").await, 1);
     assert_eq!(count(&server, "SELECT count(*) FROM documents").await, 1);
     assert_eq!(count(&server, "SELECT count(*) FROM change_log").await, 1);
-    assert_eq!(count(&server, "SELECT count(*) FROM tasks WHERE status = 'todo'").await, 1);
-    assert_eq!(count(&server, "SELECT count(*) FROM mutation_rejections").await, 7);
+    assert_eq!(
+        count(&server, "SELECT count(*) FROM tasks WHERE status = 'todo'").await,
+        1
+    );
+    assert_eq!(
+        count(&server, "SELECT count(*) FROM mutation_rejections").await,
+        7
+    );
 }
 
 fn task_change_with_extra(doc: &mut AutoCommit, key: &str) -> Vec<u8> {
-    raw_puts(doc, &[("title", "t".into()), ("status", "todo".into()), (key, Uuid::nil().to_string().into())])
+    raw_puts(
+        doc,
+        &[
+            ("title", "t".into()),
+            ("status", "todo".into()),
+            (key, Uuid::nil().to_string().into()),
+        ],
+    )
 }
 
 #[tokio::test]
@@ -189,12 +312,31 @@ async fn a_change_depending_on_a_rejected_change_is_rejected_too() {
     let dependent = task_change(&mut doc, &[("status", s("done")), ("title", s("after"))]);
     let replies = push(
         &mut a,
-        vec![(1, doc_id, base), (2, doc_id, rejected), (3, doc_id, dependent)],
+        vec![
+            (1, doc_id, base),
+            (2, doc_id, rejected),
+            (3, doc_id, dependent),
+        ],
     )
     .await;
     assert!(matches!(replies[0], ServerMessage::Ack { .. }));
-    assert!(matches!(&replies[1], ServerMessage::Reject { code: ErrorCode::InvalidEnumValue, .. }));
-    assert!(matches!(&replies[2], ServerMessage::Reject { code: ErrorCode::MissingDependency, .. }), "{replies:?}");
+    assert!(matches!(
+        &replies[1],
+        ServerMessage::Reject {
+            code: ErrorCode::InvalidEnumValue,
+            ..
+        }
+    ));
+    assert!(
+        matches!(
+            &replies[2],
+            ServerMessage::Reject {
+                code: ErrorCode::MissingDependency,
+                ..
+            }
+        ),
+        "{replies:?}"
+    );
     let (title,): (String,) = sqlx::query_as("SELECT title FROM tasks WHERE id = $1")
         .bind(doc_id)
         .fetch_one(&server.db)
@@ -212,7 +354,10 @@ async fn snapshot_then_live_and_resume_from_cursor() {
     for i in 1..=5u64 {
         let doc_id = Uuid::now_v7();
         let mut doc = new_doc(&writer);
-        let change = task_change(&mut doc, &[("title", s(&format!("task {i}"))), ("status", s("todo"))]);
+        let change = task_change(
+            &mut doc,
+            &[("title", s(&format!("task {i}"))), ("status", s("todo"))],
+        );
         push(&mut writer, vec![(i, doc_id, change)]).await;
         docs.push(doc_id);
     }
@@ -224,7 +369,9 @@ async fn snapshot_then_live_and_resume_from_cursor() {
     let snapshot_ids: Vec<Uuid> = before
         .iter()
         .flat_map(|m| match m {
-            ServerMessage::Snapshot { sub_id: 7, docs } => docs.iter().map(|d| d.doc_id).collect::<Vec<Uuid>>(),
+            ServerMessage::Snapshot { sub_id: 7, docs } => {
+                docs.iter().map(|d| d.doc_id).collect::<Vec<Uuid>>()
+            }
             other => panic!("unexpected before synced: {other:?}"),
         })
         .collect();
@@ -251,7 +398,10 @@ async fn snapshot_then_live_and_resume_from_cursor() {
     let change = task_change(&mut doc, &[("title", s("live")), ("status", s("todo"))]);
     push(&mut writer, vec![(6, Uuid::now_v7(), change)]).await;
     for c in [&mut fresh, &mut resumed] {
-        assert!(matches!(c.until(|m| matches!(m, ServerMessage::Change { .. })).await, ServerMessage::Change { seq: 6, .. }));
+        assert!(matches!(
+            c.until(|m| matches!(m, ServerMessage::Change { .. })).await,
+            ServerMessage::Change { seq: 6, .. }
+        ));
     }
 }
 
@@ -271,7 +421,10 @@ async fn ping_reauth_and_token_expiry() {
     let now = chrono::Utc::now().timestamp();
     let short = server.sign_token(user.user_id, user.org_id, now, now + 2);
     let mut c = RawClient::hello(&server.ws_url(), &short).await;
-    c.send(&ClientMessage::Reauth { token: user.access_token.clone() }).await;
+    c.send(&ClientMessage::Reauth {
+        token: user.access_token.clone(),
+    })
+    .await;
     assert!(matches!(c.message().await, ServerMessage::Reauthed { .. }));
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
     c.send(&ClientMessage::Ping { nonce: 1 }).await;
@@ -293,7 +446,10 @@ async fn typed_tasks_table_matches_the_protocol_schema() {
         .expect("columns");
         let mut actual: Vec<(String, String)> = columns;
         actual.sort();
-        let mut expected: Vec<(String, String)> = vec![("id".into(), "uuid".into()), ("org_id".into(), "uuid".into())];
+        let mut expected: Vec<(String, String)> = vec![
+            ("id".into(), "uuid".into()),
+            ("org_id".into(), "uuid".into()),
+        ];
         for f in schema.fields {
             let ty = match f.ty {
                 FieldType::String { .. } | FieldType::Enum(_) => "text",
@@ -305,7 +461,11 @@ async fn typed_tasks_table_matches_the_protocol_schema() {
             expected.push((f.column.into(), ty.into()));
         }
         expected.sort();
-        assert_eq!(actual, expected, "table {} drifted from its schema", schema.table);
+        assert_eq!(
+            actual, expected,
+            "table {} drifted from its schema",
+            schema.table
+        );
     }
     let _ = FieldValue::Bool(true);
 }

@@ -15,7 +15,8 @@ pub fn protocol_version() -> u32 {
 /// The `type` of a server frame (e.g. `"change"`), or an error naming why it does not decode.
 #[wasm_bindgen(js_name = serverMessageType)]
 pub fn server_message_type(frame: &[u8]) -> Result<String, JsError> {
-    let message = syncline_protocol::decode_server(frame).map_err(|e| JsError::new(&e.to_string()))?;
+    let message =
+        syncline_protocol::decode_server(frame).map_err(|e| JsError::new(&e.to_string()))?;
     let encoded = syncline_protocol::encode(&message).map_err(|e| JsError::new(&e.to_string()))?;
     // Re-read the tag from the canonical encoding rather than duplicating the name table.
     Ok(message_tag(&encoded).unwrap_or_default())
@@ -27,7 +28,9 @@ fn message_tag(frame: &[u8]) -> Option<String> {
     let rest = frame.get(1..)?;
     let rest = rest.strip_prefix(&[0x64, b't', b'y', b'p', b'e'])?;
     let len = usize::from(rest.first()? & 0x1f);
-    std::str::from_utf8(rest.get(1..1 + len)?).ok().map(str::to_owned)
+    std::str::from_utf8(rest.get(1..1 + len)?)
+        .ok()
+        .map(str::to_owned)
 }
 
 #[cfg(test)]

@@ -41,7 +41,9 @@ pub struct AuthKeys {
 
 impl std::fmt::Debug for AuthKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AuthKeys").field("access_ttl", &self.access_ttl).finish_non_exhaustive()
+        f.debug_struct("AuthKeys")
+            .field("access_ttl", &self.access_ttl)
+            .finish_non_exhaustive()
     }
 }
 
@@ -68,8 +70,20 @@ impl AuthKeys {
     }
 
     /// Signs a token with explicit times (tests use it to mint expired tokens).
-    pub fn sign(&self, user_id: Uuid, org_id: Uuid, iat: i64, exp: i64) -> Result<String, ServerError> {
-        let claims = Claims { sub: user_id, org: org_id, iat, exp, iss: ISSUER.into() };
+    pub fn sign(
+        &self,
+        user_id: Uuid,
+        org_id: Uuid,
+        iat: i64,
+        exp: i64,
+    ) -> Result<String, ServerError> {
+        let claims = Claims {
+            sub: user_id,
+            org: org_id,
+            iat,
+            exp,
+            iss: ISSUER.into(),
+        };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(ServerError::internal)
     }
@@ -82,10 +96,14 @@ impl AuthKeys {
                 org_id: data.claims.org,
                 expires_at: data.claims.exp,
             }),
-            Err(e) if matches!(e.kind(), ErrorKind::ExpiredSignature) => {
-                Err(ServerError::new(ErrorCode::TokenExpired, "access token expired"))
-            }
-            Err(_) => Err(ServerError::new(ErrorCode::Unauthenticated, "invalid access token")),
+            Err(e) if matches!(e.kind(), ErrorKind::ExpiredSignature) => Err(ServerError::new(
+                ErrorCode::TokenExpired,
+                "access token expired",
+            )),
+            Err(_) => Err(ServerError::new(
+                ErrorCode::Unauthenticated,
+                "invalid access token",
+            )),
         }
     }
 }
@@ -111,13 +129,24 @@ mod tests {
     fn expired_forged_and_garbage_tokens_fail_with_distinct_codes() {
         let k = keys(b"secret-one-secret-one-secret-one");
         let now = chrono::Utc::now().timestamp();
-        let expired = k.sign(Uuid::nil(), Uuid::nil(), now - 100, now - 10).expect("sign");
-        assert_eq!(k.verify(&expired).expect_err("expired").code, ErrorCode::TokenExpired);
+        let expired = k
+            .sign(Uuid::nil(), Uuid::nil(), now - 100, now - 10)
+            .expect("sign");
+        assert_eq!(
+            k.verify(&expired).expect_err("expired").code,
+            ErrorCode::TokenExpired
+        );
         let forged = keys(b"another-secret-another-secret-xx")
             .issue_access(Uuid::nil(), Uuid::nil())
             .expect("sign")
             .0;
-        assert_eq!(k.verify(&forged).expect_err("forged").code, ErrorCode::Unauthenticated);
-        assert_eq!(k.verify("not.a.jwt").expect_err("garbage").code, ErrorCode::Unauthenticated);
+        assert_eq!(
+            k.verify(&forged).expect_err("forged").code,
+            ErrorCode::Unauthenticated
+        );
+        assert_eq!(
+            k.verify("not.a.jwt").expect_err("garbage").code,
+            ErrorCode::Unauthenticated
+        );
     }
 }

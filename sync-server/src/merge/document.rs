@@ -2,6 +2,7 @@
 //! stored and materialized once at the end of the transaction.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 use automerge::{Automerge, Change, ReadDoc};
 use chrono::{DateTime, Utc};
@@ -11,9 +12,9 @@ use syncline_protocol::{ErrorCode, Mutation};
 use uuid::Uuid;
 
 use super::{MAX_CHANGE_BYTES, Pusher};
+use crate::store::Tx;
 use crate::store::documents::{self, DocumentLookup};
 use crate::store::materialize::{self, ServerFields};
-use crate::store::Tx;
 
 /// Why one mutation was refused.
 #[derive(Debug)]
@@ -23,7 +24,10 @@ pub struct Refusal {
 }
 
 fn refuse(code: ErrorCode, message: impl Into<String>) -> Refusal {
-    Refusal { code, message: message.into() }
+    Refusal {
+        code,
+        message: message.into(),
+    }
 }
 
 enum Slot {
@@ -58,21 +62,35 @@ impl WorkingDocs {
         m: &Mutation,
     ) -> Result<Result<(), Refusal>, sqlx::Error> {
         let Some(schema) = schema::collection(&m.collection) else {
-            return Ok(Err(refuse(ErrorCode::UnknownCollection, format!("`{}` is not a synced collection", m.collection))));
+            return Ok(Err(refuse(
+                ErrorCode::UnknownCollection,
+                format!("`{}` is not a synced collection", m.collection),
+            )));
         };
         if m.payload.len() > MAX_CHANGE_BYTES {
-            return Ok(Err(refuse(ErrorCode::TooLarge, format!("a change may hold at most {MAX_CHANGE_BYTES} bytes"))));
+            return Ok(Err(refuse(
+                ErrorCode::TooLarge,
+                format!("a change may hold at most {MAX_CHANGE_BYTES} bytes"),
+            )));
         }
         let change = match Change::from_bytes(m.payload.to_vec()) {
             Ok(c) => c,
-            Err(e) => return Ok(Err(refuse(ErrorCode::InvalidChange, format!("not an automerge change: {e}")))),
+            Err(e) => {
+                return Ok(Err(refuse(
+                    ErrorCode::InvalidChange,
+                    format!("not an automerge change: {e}"),
+                )));
+            }
         };
-        if !self.docs.contains_key(&m.doc_id) {
-            let slot = load(tx, pusher, m.doc_id, schema).await?;
-            self.docs.insert(m.doc_id, slot);
-        }
-        let Some(Slot::Own(working)) = self.docs.get_mut(&m.doc_id) else {
-            return Ok(Err(refuse(ErrorCode::Forbidden, "document not found or not accessible")));
+        let slot = match self.docs.entry(m.doc_id) {
+            Entry::Occupied(slot) => slot.into_mut(),
+            Entry::Vacant(vacant) => vacant.insert(load(tx, pusher, m.doc_id, schema).await?),
+        };
+        let Slot::Own(working) = slot else {
+            return Ok(Err(refuse(
+                ErrorCode::Forbidden,
+                "document not found or not accessible",
+            )));
         };
         Ok(working.apply(schema, change))
     }
@@ -85,7 +103,11 @@ impl WorkingDocs {
             if w.dirty {
                 documents::store_state(tx, org_id, *doc_id, &w.doc.save()).await?;
                 if let Some(record) = &w.record {
-                    let server = ServerFields { created_by: w.created_by, created_at: w.created_at, updated_at: now };
+                    let server = ServerFields {
+                        created_by: w.created_by,
+                        created_at: w.created_at,
+                        updated_at: now,
+                    };
                     materialize::upsert_row(tx, w.schema, org_id, *doc_id, record, &server).await?;
                 }
             } else if w.reserved {
@@ -102,7 +124,8 @@ async fn load(
     doc_id: Uuid,
     schema: &'static CollectionSchema,
 ) -> Result<Slot, sqlx::Error> {
-    let lookup = documents::lock_or_reserve(tx, pusher.org_id, doc_id, schema.name, pusher.user_id).await?;
+    let lookup =
+        documents::lock_or_reserve(tx, pusher.org_id, doc_id, schema.name, pusher.user_id).await?;
     Ok(match lookup {
         DocumentLookup::OtherOrg => Slot::Foreign,
         DocumentLookup::Reserved { created_at } => Slot::Own(Box::new(WorkingDoc {
@@ -119,7 +142,9 @@ async fn load(
                 Automerge::new()
             } else {
                 Automerge::load(&found.state).map_err(|e| {
-                    sqlx::Error::Decode(format!("stored document {doc_id} does not load: {e}").into())
+                    sqlx::Error::Decode(
+                        format!("stored document {doc_id} does not load: {e}").into(),
+                    )
                 })?
             };
             // A stored document of another collection is refused per mutation (collection check).
@@ -145,16 +170,25 @@ impl WorkingDoc {
                 format!("document belongs to `{}`", self.schema.name),
             ));
         }
-        if let Some(missing) = change.deps().iter().find(|h| self.doc.get_change_by_hash(h).is_none()) {
+        if let Some(missing) = change
+            .deps()
+            .iter()
+            .find(|h| self.doc.get_change_by_hash(h).is_none())
+        {
             return Err(refuse(
                 ErrorCode::MissingDependency,
-                format!("depends on change {missing}, which the server does not have (was it rejected?)"),
+                format!(
+                    "depends on change {missing}, which the server does not have (was it rejected?)"
+                ),
             ));
         }
         let mut merged = self.doc.clone();
-        merged
-            .apply_changes([change])
-            .map_err(|e| refuse(ErrorCode::InvalidChange, format!("change does not apply: {e}")))?;
+        merged.apply_changes([change]).map_err(|e| {
+            refuse(
+                ErrorCode::InvalidChange,
+                format!("change does not apply: {e}"),
+            )
+        })?;
         let record = read_record(&merged, self.schema)
             .map_err(|e| refuse(e.code, format!("{}: {}", e.field, e.message)))?;
         self.doc = merged;

@@ -21,11 +21,11 @@ use serde_bytes::ByteBuf;
 use syncline_protocol::{ErrorCode, Mutation, MutationId, ServerMessage};
 use uuid::Uuid;
 
+use crate::AppState;
 use crate::error::ServerError;
 use crate::hub::{CommittedBatch, CommittedChange};
 use crate::store::progress::{self, PastOutcome};
 use crate::store::{Tx, change_log};
-use crate::AppState;
 use document::{Refusal, WorkingDocs};
 
 /// Largest accepted change payload.
@@ -50,7 +50,11 @@ pub struct PushOutcome {
 }
 
 /// Applies a push; retries the whole transaction on deadlock or serialization failure.
-pub async fn apply_push(state: &AppState, pusher: Pusher, mutations: &[Mutation]) -> Result<PushOutcome, ServerError> {
+pub async fn apply_push(
+    state: &AppState,
+    pusher: Pusher,
+    mutations: &[Mutation],
+) -> Result<PushOutcome, ServerError> {
     let mut attempt = 1;
     loop {
         match try_apply(state, pusher, mutations).await {
@@ -79,7 +83,11 @@ enum Answer {
     Rejected(ErrorCode, String),
 }
 
-async fn try_apply(state: &AppState, pusher: Pusher, mutations: &[Mutation]) -> Result<PushOutcome, sqlx::Error> {
+async fn try_apply(
+    state: &AppState,
+    pusher: Pusher,
+    mutations: &[Mutation],
+) -> Result<PushOutcome, sqlx::Error> {
     let mut tx = state.db.begin().await?;
     let mut progress_seq = progress::lock(&mut tx, pusher.org_id, pusher.client_id).await?;
     let start_progress = progress_seq;
@@ -164,11 +172,16 @@ async fn try_apply(state: &AppState, pusher: Pusher, mutations: &[Mutation]) -> 
     Ok(PushOutcome { replies, batch })
 }
 
-async fn past_answer(tx: &mut Tx<'_>, org_id: Uuid, mid: MutationId) -> Result<Answer, sqlx::Error> {
+async fn past_answer(
+    tx: &mut Tx<'_>,
+    org_id: Uuid,
+    mid: MutationId,
+) -> Result<Answer, sqlx::Error> {
     Ok(match progress::past_outcome(tx, org_id, mid).await? {
         PastOutcome::Acked(seq) => Answer::Acked(seq),
         PastOutcome::Rejected { code, message } => {
-            let code = serde_json::from_value(serde_json::Value::String(code)).unwrap_or(ErrorCode::Internal);
+            let code = serde_json::from_value(serde_json::Value::String(code))
+                .unwrap_or(ErrorCode::Internal);
             Answer::Rejected(code, message)
         }
         PastOutcome::Unknown => Answer::Rejected(

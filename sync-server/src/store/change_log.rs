@@ -30,10 +30,11 @@ pub async fn allocate(tx: &mut Tx<'_>, org_id: Uuid, count: u64) -> Result<u64, 
 
 /// The highest committed seq of the org (0 before its first change).
 pub async fn current(db: &PgPool, org_id: Uuid) -> Result<u64, sqlx::Error> {
-    let row: Option<(i64,)> = sqlx::query_as("SELECT last_seq FROM org_change_seq WHERE org_id = $1")
-        .bind(org_id)
-        .fetch_optional(db)
-        .await?;
+    let row: Option<(i64,)> =
+        sqlx::query_as("SELECT last_seq FROM org_change_seq WHERE org_id = $1")
+            .bind(org_id)
+            .fetch_optional(db)
+            .await?;
     Ok(row.map_or(0, |(s,)| seq_from_db(s)))
 }
 
@@ -49,7 +50,10 @@ pub async fn append(
     let collections: Vec<&str> = changes.iter().map(|c| c.collection.as_str()).collect();
     let payloads: Vec<&[u8]> = changes.iter().map(|c| c.payload.as_slice()).collect();
     let clients: Vec<Option<Uuid>> = changes.iter().map(|c| c.mid.map(|m| m.client_id)).collect();
-    let client_seqs: Vec<Option<i64>> = changes.iter().map(|c| c.mid.map(|m| seq_to_db(m.seq))).collect();
+    let client_seqs: Vec<Option<i64>> = changes
+        .iter()
+        .map(|c| c.mid.map(|m| seq_to_db(m.seq)))
+        .collect();
     sqlx::query(
         "INSERT INTO change_log (org_id, seq, doc_id, collection, payload, user_id, client_id, client_seq) \
          SELECT $1, s, d, c, p, $2, cl, cs \
@@ -101,9 +105,15 @@ pub async fn read_range(
         LogFilter::Collection(_) => {
             sqlx::query_as(log_query!(" AND collection = $5 ORDER BY seq LIMIT $4"))
         }
-        LogFilter::Document(_) => sqlx::query_as(log_query!(" AND doc_id = $5 ORDER BY seq LIMIT $4")),
+        LogFilter::Document(_) => {
+            sqlx::query_as(log_query!(" AND doc_id = $5 ORDER BY seq LIMIT $4"))
+        }
     };
-    let query = query.bind(org_id).bind(seq_to_db(after)).bind(seq_to_db(upto)).bind(limit);
+    let query = query
+        .bind(org_id)
+        .bind(seq_to_db(after))
+        .bind(seq_to_db(upto))
+        .bind(limit);
     let query = match filter {
         LogFilter::All => query,
         LogFilter::Collection(c) => query.bind(*c),
@@ -112,14 +122,17 @@ pub async fn read_range(
     let rows = query.fetch_all(db).await?;
     Ok(rows
         .into_iter()
-        .map(|(seq, doc_id, collection, payload, client_id, client_seq)| CommittedChange {
-            seq: seq_from_db(seq),
-            doc_id,
-            collection,
-            payload,
-            mid: client_id
-                .zip(client_seq)
-                .map(|(client_id, s)| MutationId { client_id, seq: seq_from_db(s) }),
-        })
+        .map(
+            |(seq, doc_id, collection, payload, client_id, client_seq)| CommittedChange {
+                seq: seq_from_db(seq),
+                doc_id,
+                collection,
+                payload,
+                mid: client_id.zip(client_seq).map(|(client_id, s)| MutationId {
+                    client_id,
+                    seq: seq_from_db(s),
+                }),
+            },
+        )
         .collect())
 }

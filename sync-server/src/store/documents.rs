@@ -5,6 +5,9 @@ use uuid::Uuid;
 
 use super::Tx;
 
+/// `(org_id, collection, state, created_by, created_at)` of a stored document.
+type DocumentRow = (Uuid, String, Vec<u8>, Uuid, DateTime<Utc>);
+
 /// A document row locked for update by the current transaction.
 #[derive(Debug, Clone)]
 pub struct LockedDocument {
@@ -37,7 +40,7 @@ pub async fn lock_or_reserve(
     user_id: Uuid,
 ) -> Result<DocumentLookup, sqlx::Error> {
     loop {
-        let row: Option<(Uuid, String, Vec<u8>, Uuid, DateTime<Utc>)> = sqlx::query_as(
+        let row: Option<DocumentRow> = sqlx::query_as(
             "SELECT org_id, collection, state, created_by, created_at \
              FROM documents WHERE id = $1 FOR UPDATE",
         )
@@ -80,7 +83,9 @@ pub async fn store_state(
     doc_id: Uuid,
     state: &[u8],
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE documents SET state = $3, updated_at = now() WHERE org_id = $1 AND id = $2")
+    sqlx::query(
+        "UPDATE documents SET state = $3, updated_at = now() WHERE org_id = $1 AND id = $2",
+    )
     .bind(org_id)
     .bind(doc_id)
     .bind(state)
@@ -90,7 +95,11 @@ pub async fn store_state(
 }
 
 /// Removes a reservation made by [`lock_or_reserve`] whose document never became valid.
-pub async fn release_reservation(tx: &mut Tx<'_>, org_id: Uuid, doc_id: Uuid) -> Result<(), sqlx::Error> {
+pub async fn release_reservation(
+    tx: &mut Tx<'_>,
+    org_id: Uuid,
+    doc_id: Uuid,
+) -> Result<(), sqlx::Error> {
     sqlx::query("DELETE FROM documents WHERE org_id = $1 AND id = $2 AND state = '\\x'::bytea")
         .bind(org_id)
         .bind(doc_id)

@@ -44,14 +44,22 @@ pub async fn upsert_row(
     server: &ServerFields,
 ) -> Result<(), sqlx::Error> {
     // Table and column names come from the static schema, never from input.
-    let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(format!("INSERT INTO {} (org_id, id", schema.table));
+    let mut qb: QueryBuilder<Postgres> =
+        QueryBuilder::new(format!("INSERT INTO {} (org_id, id", schema.table));
     for def in schema.fields {
         qb.push(", ").push(def.column);
     }
-    qb.push(") VALUES (").push_bind(org_id).push(", ").push_bind(doc_id);
+    qb.push(") VALUES (")
+        .push_bind(org_id)
+        .push(", ")
+        .push_bind(doc_id);
     for def in schema.fields {
         qb.push(", ");
-        let value = if def.server_owned { server.value(def) } else { record.get(def.name).cloned() };
+        let value = if def.server_owned {
+            server.value(def)
+        } else {
+            record.get(def.name).cloned()
+        };
         bind_value(&mut qb, def.ty, value);
     }
     qb.push(") ON CONFLICT (org_id, id) DO UPDATE SET ");
@@ -74,7 +82,9 @@ fn bind_value(qb: &mut QueryBuilder<Postgres>, ty: FieldType, value: Option<Fiel
         (_, Some(FieldValue::String(s))) => qb.push_bind(s),
         (_, Some(FieldValue::Int(i))) => qb.push_bind(i),
         (_, Some(FieldValue::Bool(b))) => qb.push_bind(b),
-        (_, Some(FieldValue::Timestamp(ms))) => qb.push_bind(DateTime::<Utc>::from_timestamp_millis(ms)),
+        (_, Some(FieldValue::Timestamp(ms))) => {
+            qb.push_bind(DateTime::<Utc>::from_timestamp_millis(ms))
+        }
         (_, Some(FieldValue::Ref(id))) => qb.push_bind(id),
         (FieldType::String { .. } | FieldType::Enum(_), None) => qb.push_bind(None::<String>),
         (FieldType::Int, None) => qb.push_bind(None::<i64>),

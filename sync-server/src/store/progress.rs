@@ -37,7 +37,11 @@ pub async fn claim_client(
             .bind(client_id)
             .fetch_one(db)
             .await?;
-    Ok(if owner == user_id { ClientOwner::ThisUser } else { ClientOwner::OtherUser })
+    Ok(if owner == user_id {
+        ClientOwner::ThisUser
+    } else {
+        ClientOwner::OtherUser
+    })
 }
 
 /// Locks the client's progress row for the transaction and returns the highest mutation seq
@@ -53,7 +57,12 @@ pub async fn lock(tx: &mut Tx<'_>, org_id: Uuid, client_id: Uuid) -> Result<u64,
     Ok(row.map_or(0, |(s,)| seq_from_db(s)))
 }
 
-pub async fn advance(tx: &mut Tx<'_>, org_id: Uuid, client_id: Uuid, last: u64) -> Result<(), sqlx::Error> {
+pub async fn advance(
+    tx: &mut Tx<'_>,
+    org_id: Uuid,
+    client_id: Uuid,
+    last: u64,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE client_progress SET last_client_seq = $3, updated_at = now() \
          WHERE org_id = $1 AND client_id = $2",
@@ -70,13 +79,20 @@ pub async fn advance(tx: &mut Tx<'_>, org_id: Uuid, client_id: Uuid, last: u64) 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PastOutcome {
     Acked(u64),
-    Rejected { code: String, message: String },
+    Rejected {
+        code: String,
+        message: String,
+    },
     /// Below the client's progress but unknown: it was never seen (the client skipped it).
     Unknown,
 }
 
 /// Looks up the outcome of a mutation the client's progress has passed.
-pub async fn past_outcome(tx: &mut Tx<'_>, org_id: Uuid, mid: MutationId) -> Result<PastOutcome, sqlx::Error> {
+pub async fn past_outcome(
+    tx: &mut Tx<'_>,
+    org_id: Uuid,
+    mid: MutationId,
+) -> Result<PastOutcome, sqlx::Error> {
     let acked: Option<(i64,)> = sqlx::query_as(
         "SELECT seq FROM change_log WHERE org_id = $1 AND client_id = $2 AND client_seq = $3",
     )

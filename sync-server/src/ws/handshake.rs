@@ -27,19 +27,43 @@ pub type Refused = Option<(CloseCode, String)>;
 /// Waits for the `Hello` and checks version, token, membership and client id ownership.
 pub async fn authenticate(socket: &mut WebSocket, state: &AppState) -> Result<Identity, Refused> {
     let frame = match tokio::time::timeout(HELLO_TIMEOUT, socket.recv()).await {
-        Err(_) => return Err(Some((CloseCode::Unauthenticated, "no hello within 10 s".into()))),
+        Err(_) => {
+            return Err(Some((
+                CloseCode::Unauthenticated,
+                "no hello within 10 s".into(),
+            )));
+        }
         Ok(None | Some(Err(_))) => return Err(None),
         Ok(Some(Ok(frame))) => frame,
     };
     let bytes = match frame {
         Message::Binary(b) => b,
         Message::Close(_) => return Err(None),
-        Message::Text(_) => return Err(Some((CloseCode::UnsupportedData, "the protocol is binary (CBOR)".into()))),
-        _ => return Err(Some((CloseCode::Unauthenticated, "first message must be hello".into()))),
+        Message::Text(_) => {
+            return Err(Some((
+                CloseCode::UnsupportedData,
+                "the protocol is binary (CBOR)".into(),
+            )));
+        }
+        _ => {
+            return Err(Some((
+                CloseCode::Unauthenticated,
+                "first message must be hello".into(),
+            )));
+        }
     };
     let (protocol_version, token, client_id) = match decode_client(&bytes) {
-        Ok(ClientMessage::Hello { protocol_version, token, client_id }) => (protocol_version, token, client_id),
-        Ok(_) => return Err(Some((CloseCode::Unauthenticated, "first message must be hello".into()))),
+        Ok(ClientMessage::Hello {
+            protocol_version,
+            token,
+            client_id,
+        }) => (protocol_version, token, client_id),
+        Ok(_) => {
+            return Err(Some((
+                CloseCode::Unauthenticated,
+                "first message must be hello".into(),
+            )));
+        }
         Err(e) => return Err(Some((CloseCode::MalformedFrame, truncate(&e.to_string())))),
     };
     if protocol_version != PROTOCOL_VERSION {
@@ -49,19 +73,39 @@ pub async fn authenticate(socket: &mut WebSocket, state: &AppState) -> Result<Id
         )));
     }
     let session = state.keys.verify(&token).map_err(|e| {
-        let code = if e.code == ErrorCode::TokenExpired { CloseCode::TokenExpired } else { CloseCode::Unauthenticated };
+        let code = if e.code == ErrorCode::TokenExpired {
+            CloseCode::TokenExpired
+        } else {
+            CloseCode::Unauthenticated
+        };
         Some((code, e.message))
     })?;
     let unavailable = |e: sqlx::Error| {
         tracing::error!(error = %e, "handshake database query failed");
-        Some((CloseCode::ServerUnavailable, "database unavailable".to_owned()))
+        Some((
+            CloseCode::ServerUnavailable,
+            "database unavailable".to_owned(),
+        ))
     };
-    if membership::role(&state.db, session.org_id, session.user_id).await.map_err(unavailable)?.is_none() {
-        return Err(Some((CloseCode::Unauthenticated, "not a member of the token's organization".into())));
+    if membership::role(&state.db, session.org_id, session.user_id)
+        .await
+        .map_err(unavailable)?
+        .is_none()
+    {
+        return Err(Some((
+            CloseCode::Unauthenticated,
+            "not a member of the token's organization".into(),
+        )));
     }
-    match progress::claim_client(&state.db, session.org_id, client_id, session.user_id).await.map_err(unavailable)? {
+    match progress::claim_client(&state.db, session.org_id, client_id, session.user_id)
+        .await
+        .map_err(unavailable)?
+    {
         ClientOwner::ThisUser => Ok(Identity { session, client_id }),
-        ClientOwner::OtherUser => Err(Some((CloseCode::Unauthenticated, "client id belongs to another user".into()))),
+        ClientOwner::OtherUser => Err(Some((
+            CloseCode::Unauthenticated,
+            "client id belongs to another user".into(),
+        ))),
     }
 }
 

@@ -83,14 +83,20 @@ pub async fn run(mut socket: WebSocket, state: AppState) {
 }
 
 async fn close(socket: &mut WebSocket, code: CloseCode, reason: String) {
-    let frame = CloseFrame { code: code.code(), reason: truncate(&reason).into() };
+    let frame = CloseFrame {
+        code: code.code(),
+        reason: truncate(&reason).into(),
+    };
     let _ = socket.send(Message::Close(Some(frame))).await;
 }
 
 /// Encodes and sends one message.
 pub async fn send(socket: &mut WebSocket, message: &ServerMessage) -> Result<(), Stop> {
     let bytes = encode(message).map_err(|e| Stop::from(ServerError::internal(e)))?;
-    socket.send(Message::Binary(bytes.into())).await.map_err(|_| Stop::PeerGone)
+    socket
+        .send(Message::Binary(bytes.into()))
+        .await
+        .map_err(|_| Stop::PeerGone)
 }
 
 struct Connection<'a> {
@@ -163,15 +169,26 @@ impl Connection<'_> {
     async fn on_frame(&mut self, bytes: &[u8]) -> Result<(), Stop> {
         let message = match decode_client(bytes) {
             Ok(m) => m,
-            Err(CodecError::Malformed(reason)) => return Err(Stop::Close(CloseCode::MalformedFrame, reason)),
+            Err(CodecError::Malformed(reason)) => {
+                return Err(Stop::Close(CloseCode::MalformedFrame, reason));
+            }
             Err(e @ CodecError::UnknownType(_)) => {
-                return self.error(ErrorCode::UnknownMessageType, e.to_string()).await;
+                return self
+                    .error(ErrorCode::UnknownMessageType, e.to_string())
+                    .await;
             }
             Err(e) => return self.error(ErrorCode::MalformedFrame, e.to_string()).await,
         };
         match message {
-            ClientMessage::Hello { .. } => self.error(ErrorCode::UnexpectedMessage, "already authenticated").await,
-            ClientMessage::Subscribe { sub_id, scope, cursor } => {
+            ClientMessage::Hello { .. } => {
+                self.error(ErrorCode::UnexpectedMessage, "already authenticated")
+                    .await
+            }
+            ClientMessage::Subscribe {
+                sub_id,
+                scope,
+                cursor,
+            } => {
                 let ctx = super::subscriptions::Context {
                     socket: self.socket,
                     state: self.state,
@@ -186,18 +203,30 @@ impl Connection<'_> {
             }
             ClientMessage::Push { mutations } => self.push(&mutations).await,
             ClientMessage::Reauth { token } => self.reauth(&token).await,
-            ClientMessage::Ping { nonce } => send(self.socket, &ServerMessage::Pong { nonce }).await,
+            ClientMessage::Ping { nonce } => {
+                send(self.socket, &ServerMessage::Pong { nonce }).await
+            }
         }
     }
 
     async fn error(&mut self, code: ErrorCode, message: impl Into<String>) -> Result<(), Stop> {
-        send(self.socket, &ServerMessage::Error { code, message: message.into() }).await
+        send(
+            self.socket,
+            &ServerMessage::Error {
+                code,
+                message: message.into(),
+            },
+        )
+        .await
     }
 
     async fn push(&mut self, mutations: &[Mutation]) -> Result<(), Stop> {
         if mutations.len() > MAX_MUTATIONS_PER_PUSH {
             return self
-                .error(ErrorCode::TooLarge, format!("at most {MAX_MUTATIONS_PER_PUSH} mutations per push"))
+                .error(
+                    ErrorCode::TooLarge,
+                    format!("at most {MAX_MUTATIONS_PER_PUSH} mutations per push"),
+                )
                 .await;
         }
         let pusher = Pusher {
@@ -217,12 +246,27 @@ impl Connection<'_> {
 
     async fn reauth(&mut self, token: &str) -> Result<(), Stop> {
         match self.state.keys.verify(token) {
-            Ok(s) if s.user_id == self.identity.session.user_id && s.org_id == self.identity.session.org_id => {
+            Ok(s)
+                if s.user_id == self.identity.session.user_id
+                    && s.org_id == self.identity.session.org_id =>
+            {
                 self.identity.session.expires_at = s.expires_at;
                 self.expires_at = expiry_instant(s.expires_at);
-                send(self.socket, &ServerMessage::Reauthed { session_expires_at: s.expires_at }).await
+                send(
+                    self.socket,
+                    &ServerMessage::Reauthed {
+                        session_expires_at: s.expires_at,
+                    },
+                )
+                .await
             }
-            Ok(_) => self.error(ErrorCode::Forbidden, "token is for another user or organization").await,
+            Ok(_) => {
+                self.error(
+                    ErrorCode::Forbidden,
+                    "token is for another user or organization",
+                )
+                .await
+            }
             Err(e) => self.error(e.code, e.message).await,
         }
     }
@@ -267,7 +311,10 @@ impl Connection<'_> {
             let Some(last) = page.last().map(|c| c.seq) else {
                 // Cannot happen while the invariant holds (seqs up to `upto` are committed).
                 tracing::error!(after = self.live_pos, upto, "change log has a gap");
-                return Err(Stop::Close(CloseCode::ServerUnavailable, "change log unavailable".into()));
+                return Err(Stop::Close(
+                    CloseCode::ServerUnavailable,
+                    "change log unavailable".into(),
+                ));
             };
             for change in &page {
                 if self.subs.matches(change) {

@@ -73,9 +73,18 @@ impl Subscriptions {
         };
         let mut after = from;
         while after < ctx.live_pos {
-            let page = change_log::read_range(&ctx.state.db, ctx.org_id, after, ctx.live_pos, &filter, CATCH_UP_PAGE)
-                .await?;
-            let Some(last) = page.last().map(|c| c.seq) else { break };
+            let page = change_log::read_range(
+                &ctx.state.db,
+                ctx.org_id,
+                after,
+                ctx.live_pos,
+                &filter,
+                CATCH_UP_PAGE,
+            )
+            .await?;
+            let Some(last) = page.last().map(|c| c.seq) else {
+                break;
+            };
             for change in &page {
                 send(ctx.socket, &merge::change_message(change)).await?;
             }
@@ -83,7 +92,14 @@ impl Subscriptions {
         }
         let synced = from.max(ctx.live_pos);
         self.scopes.insert(sub_id, scope);
-        send(ctx.socket, &ServerMessage::Synced { sub_id, cursor: synced }).await
+        send(
+            ctx.socket,
+            &ServerMessage::Synced {
+                sub_id,
+                cursor: synced,
+            },
+        )
+        .await
     }
 }
 
@@ -95,20 +111,31 @@ fn covers(scope: &Scope, change: &CommittedChange) -> bool {
 }
 
 /// Refuses unknown collections and documents of another org.
-async fn check_scope(state: &AppState, org_id: Uuid, scope: &Scope) -> Result<Option<(ErrorCode, String)>, Stop> {
+async fn check_scope(
+    state: &AppState,
+    org_id: Uuid,
+    scope: &Scope,
+) -> Result<Option<(ErrorCode, String)>, Stop> {
     match scope {
-        Scope::Collection { collection } => Ok(schema::collection(collection)
-            .is_none()
-            .then(|| (ErrorCode::UnknownCollection, format!("`{collection}` is not a synced collection")))),
+        Scope::Collection { collection } => {
+            Ok(schema::collection(collection).is_none().then(|| {
+                (
+                    ErrorCode::UnknownCollection,
+                    format!("`{collection}` is not a synced collection"),
+                )
+            }))
+        }
         Scope::Document { doc_id } => {
-            let owner: Option<(Uuid,)> = sqlx::query_as("SELECT org_id FROM documents WHERE id = $1")
-                .bind(doc_id)
-                .fetch_optional(&state.db)
-                .await?;
+            let owner: Option<(Uuid,)> =
+                sqlx::query_as("SELECT org_id FROM documents WHERE id = $1")
+                    .bind(doc_id)
+                    .fetch_optional(&state.db)
+                    .await?;
             Ok(match owner {
-                Some((org,)) if org != org_id => {
-                    Some((ErrorCode::Forbidden, "document not found or not accessible".into()))
-                }
+                Some((org,)) if org != org_id => Some((
+                    ErrorCode::Forbidden,
+                    "document not found or not accessible".into(),
+                )),
                 _ => None,
             })
         }
@@ -124,11 +151,14 @@ async fn send_snapshot(
     scope: &Scope,
 ) -> Result<u64, Stop> {
     let mut tx = state.db.begin().await?;
-    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
-    let seq: Option<(i64,)> = sqlx::query_as("SELECT last_seq FROM org_change_seq WHERE org_id = $1")
-        .bind(org_id)
-        .fetch_optional(&mut *tx)
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
         .await?;
+    let seq: Option<(i64,)> =
+        sqlx::query_as("SELECT last_seq FROM org_change_seq WHERE org_id = $1")
+            .bind(org_id)
+            .fetch_optional(&mut *tx)
+            .await?;
     let seq = seq.map_or(0, |(s,)| seq_from_db(s));
     let rows = match scope {
         Scope::Collection { collection } => sqlx::query_as::<_, SnapshotRow>(
@@ -147,7 +177,11 @@ async fn send_snapshot(
     let mut chunk_bytes = 0;
     while let Some(row) = rows.try_next().await? {
         chunk_bytes += row.state.len();
-        chunk.push(DocSnapshot { doc_id: row.id, collection: row.collection, state: ByteBuf::from(row.state) });
+        chunk.push(DocSnapshot {
+            doc_id: row.id,
+            collection: row.collection,
+            state: ByteBuf::from(row.state),
+        });
         if chunk_bytes >= SNAPSHOT_CHUNK_BYTES {
             let docs = std::mem::take(&mut chunk);
             chunk_bytes = 0;
@@ -157,7 +191,14 @@ async fn send_snapshot(
     drop(rows);
     tx.commit().await?;
     if !chunk.is_empty() {
-        send(socket, &ServerMessage::Snapshot { sub_id, docs: chunk }).await?;
+        send(
+            socket,
+            &ServerMessage::Snapshot {
+                sub_id,
+                docs: chunk,
+            },
+        )
+        .await?;
     }
     Ok(seq)
 }
