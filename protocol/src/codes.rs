@@ -57,6 +57,10 @@ pub enum ErrorCode {
     Internal,
     /// The server cannot serve right now (database down, shutting down).
     Unavailable,
+    /// The change writes a field that the user's relation to the document does not allow.
+    FieldForbidden,
+    /// A task dependency change would create a dependency cycle.
+    DependencyCycle,
 }
 
 impl ErrorCode {
@@ -88,6 +92,8 @@ impl ErrorCode {
             Self::RefreshTokenReused => "refresh_token_reused",
             Self::Internal => "internal",
             Self::Unavailable => "unavailable",
+            Self::FieldForbidden => "field_forbidden",
+            Self::DependencyCycle => "dependency_cycle",
         }
     }
 }
@@ -141,5 +147,27 @@ impl CloseCode {
             1013 => Self::ServerUnavailable,
             _ => return None,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn authorization_codes_serialize_as_their_stable_strings() {
+        for (code, s) in [
+            (ErrorCode::FieldForbidden, "field_forbidden"),
+            (ErrorCode::DependencyCycle, "dependency_cycle"),
+        ] {
+            assert_eq!(code.as_str(), s);
+            assert_eq!(
+                serde_json::to_value(code).expect("serialize"),
+                serde_json::Value::String(s.into())
+            );
+            let back: ErrorCode =
+                serde_json::from_value(serde_json::Value::String(s.into())).expect("parse");
+            assert_eq!(back, code);
+        }
     }
 }

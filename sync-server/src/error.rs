@@ -53,7 +53,7 @@ impl ServerError {
             ErrorCode::Unauthenticated
             | ErrorCode::TokenExpired
             | ErrorCode::RefreshTokenReused => StatusCode::UNAUTHORIZED,
-            ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+            ErrorCode::Forbidden | ErrorCode::FieldForbidden => StatusCode::FORBIDDEN,
             ErrorCode::NotFound | ErrorCode::UnknownCollection => StatusCode::NOT_FOUND,
             ErrorCode::Conflict => StatusCode::CONFLICT,
             ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -64,7 +64,8 @@ impl ServerError {
             | ErrorCode::InvalidEnumValue
             | ErrorCode::InvalidFieldValue
             | ErrorCode::UnknownField
-            | ErrorCode::ServerOwnedField => StatusCode::UNPROCESSABLE_ENTITY,
+            | ErrorCode::ServerOwnedField
+            | ErrorCode::DependencyCycle => StatusCode::UNPROCESSABLE_ENTITY,
             _ => StatusCode::BAD_REQUEST,
         }
     }
