@@ -23,10 +23,20 @@ use client_core::{Client, SyncEvent};
 #[command(name = "syncline-desktop", about = "Syncline offline client (tasks)")]
 struct Cli {
     /// The local replica (a SQLite file, created on first use).
-    #[arg(long, env = "SYNCLINE_DB", default_value = "syncline-client.db", global = true)]
+    #[arg(
+        long,
+        env = "SYNCLINE_DB",
+        default_value = "syncline-client.db",
+        global = true
+    )]
     db: PathBuf,
     /// The server's HTTP address (for register/login).
-    #[arg(long, env = "SYNCLINE_SERVER", default_value = "http://127.0.0.1:8080", global = true)]
+    #[arg(
+        long,
+        env = "SYNCLINE_SERVER",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
     server: String,
     #[command(subcommand)]
     command: Command,
@@ -48,7 +58,11 @@ enum Command {
     },
     /// Set a field of a task: title, status, description, priority, column, position,
     /// assignee_id (`-` clears).
-    Set { id: String, field: String, value: String },
+    Set {
+        id: String,
+        field: String,
+        value: String,
+    },
     /// Mark a task done.
     Done { id: String },
     /// Delete a task (soft delete).
@@ -85,7 +99,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let db = cli.db.as_path();
     match cli.command {
         Command::Register { email, password } => {
-            let body = serde_json::json!({ "email": email, "password": password, "display_name": email });
+            let body =
+                serde_json::json!({ "email": email, "password": password, "display_name": email });
             let s = session::call(&cli.server, "/auth/register", body).await?;
             session::save(db, &s)?;
             println!("registered {email}: user {} in org {}", s.user_id, s.org_id);
@@ -96,7 +111,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             session::save(db, &s)?;
             println!("signed in as {email} (org {})", s.org_id);
         }
-        Command::Add { title, status, priority } => {
+        Command::Add {
+            title,
+            status,
+            priority,
+        } => {
             let id = tasks::add(&mut open(db)?, title, status, priority)?;
             println!("added {id}");
         }
@@ -128,7 +147,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Sync => {
             let native = connect(db).await?;
-            native.wait_synced(Duration::from_secs(30)).await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            native
+                .wait_synced(Duration::from_secs(30))
+                .await
+                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
             println!("in sync: {} pending", native.pending_count());
             native.stop().await;
         }
@@ -144,13 +166,19 @@ fn open(db: &Path) -> anyhow::Result<Client> {
 /// Refreshes the session and starts syncing the replica.
 async fn connect(db: &Path) -> anyhow::Result<NativeClient> {
     let s = session::refresh(db, &session::load(db)?).await?;
-    Ok(NativeClient::start(open(db)?, SyncConfig::new(session::sync_url(&s.server), s.access_token)))
+    Ok(NativeClient::start(
+        open(db)?,
+        SyncConfig::new(session::sync_url(&s.server), s.access_token),
+    ))
 }
 
 async fn watch(db: &Path) -> anyhow::Result<()> {
     let native = connect(db).await?;
     let mut events = native.events();
-    native.wait_synced(Duration::from_secs(30)).await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    native
+        .wait_synced(Duration::from_secs(30))
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     println!("connected; watching tasks (Ctrl-C to stop)");
     for task in native.read(|c| tasks::list(c, false))? {
         println!("  {}", tasks::line(&task));

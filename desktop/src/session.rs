@@ -27,14 +27,19 @@ pub fn session_path(db: &Path) -> PathBuf {
 
 pub fn load(db: &Path) -> anyhow::Result<Session> {
     let path = session_path(db);
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("no session in {} (run `register` or `login` first)", path.display()))?;
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "no session in {} (run `register` or `login` first)",
+            path.display()
+        )
+    })?;
     serde_json::from_str(&text).with_context(|| format!("reading {}", path.display()))
 }
 
 pub fn save(db: &Path, session: &Session) -> anyhow::Result<()> {
     let path = session_path(db);
-    std::fs::write(&path, serde_json::to_vec_pretty(session)?).with_context(|| format!("writing {}", path.display()))
+    std::fs::write(&path, serde_json::to_vec_pretty(session)?)
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// Calls one of the `/auth/*` endpoints and turns the error envelope into a readable error.
@@ -47,25 +52,38 @@ pub async fn call(server: &str, path: &str, body: serde_json::Value) -> anyhow::
         .await
         .with_context(|| format!("cannot reach {url} (is the server running?)"))?;
     let status = response.status();
-    let text = response.text().await.context("reading the server's answer")?;
+    let text = response
+        .text()
+        .await
+        .context("reading the server's answer")?;
     if !status.is_success() {
         let message = serde_json::from_str::<serde_json::Value>(&text)
             .ok()
             .and_then(|v| {
                 let e = v.get("error")?;
-                Some(format!("{}: {}", e.get("code")?.as_str()?, e.get("message")?.as_str()?))
+                Some(format!(
+                    "{}: {}",
+                    e.get("code")?.as_str()?,
+                    e.get("message")?.as_str()?
+                ))
             })
             .unwrap_or(text);
         bail!("{path} failed ({status}): {message}");
     }
-    let mut session: Session = serde_json::from_str(&text).context("unexpected answer from the server")?;
+    let mut session: Session =
+        serde_json::from_str(&text).context("unexpected answer from the server")?;
     session.server = server.trim_end_matches('/').to_owned();
     Ok(session)
 }
 
 /// Exchanges the refresh token for a fresh pair (rotation) and saves it.
 pub async fn refresh(db: &Path, session: &Session) -> anyhow::Result<Session> {
-    let fresh = call(&session.server, "/auth/refresh", serde_json::json!({ "refresh_token": session.refresh_token })).await?;
+    let fresh = call(
+        &session.server,
+        "/auth/refresh",
+        serde_json::json!({ "refresh_token": session.refresh_token }),
+    )
+    .await?;
     save(db, &fresh)?;
     Ok(fresh)
 }
@@ -89,8 +107,17 @@ mod tests {
 
     #[test]
     fn sync_url_follows_the_http_scheme() {
-        assert_eq!(sync_url("http://127.0.0.1:8080/"), "ws://127.0.0.1:8080/sync");
-        assert_eq!(sync_url("https://sync.example.com"), "wss://sync.example.com/sync");
-        assert_eq!(session_path(Path::new("/tmp/a.db")), PathBuf::from("/tmp/a.db.session.json"));
+        assert_eq!(
+            sync_url("http://127.0.0.1:8080/"),
+            "ws://127.0.0.1:8080/sync"
+        );
+        assert_eq!(
+            sync_url("https://sync.example.com"),
+            "wss://sync.example.com/sync"
+        );
+        assert_eq!(
+            session_path(Path::new("/tmp/a.db")),
+            PathBuf::from("/tmp/a.db.session.json")
+        );
     }
 }

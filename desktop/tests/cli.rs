@@ -31,22 +31,53 @@ async fn a_task_added_on_one_replica_arrives_on_another() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (laptop, phone) = (dir.path().join("laptop.db"), dir.path().join("phone.db"));
 
-    cli(&server, &laptop, &["register", "ann@example.com", "long enough password"]).await;
-    cli(&server, &phone, &["login", "ann@example.com", "long enough password"]).await;
+    cli(
+        &server,
+        &laptop,
+        &["register", "ann@example.com", "long enough password"],
+    )
+    .await;
+    cli(
+        &server,
+        &phone,
+        &["login", "ann@example.com", "long enough password"],
+    )
+    .await;
 
     // Offline edits on the laptop, then one sync.
-    cli(&server, &laptop, &["add", "Send the proposal", "--priority", "high"]).await;
+    cli(
+        &server,
+        &laptop,
+        &["add", "Send the proposal", "--priority", "high"],
+    )
+    .await;
     let list = cli(&server, &laptop, &["list"]).await;
     let short_id = list.split_whitespace().next().expect("an id").to_owned();
-    cli(&server, &laptop, &["set", &short_id, "status", "in_progress"]).await;
-    assert!(cli(&server, &laptop, &["status"]).await.contains("pending changes: 2"));
+    cli(
+        &server,
+        &laptop,
+        &["set", &short_id, "status", "in_progress"],
+    )
+    .await;
+    assert!(
+        cli(&server, &laptop, &["status"])
+            .await
+            .contains("pending changes: 2")
+    );
     cli(&server, &laptop, &["sync"]).await;
-    assert!(cli(&server, &laptop, &["status"]).await.contains("pending changes: 0"));
+    assert!(
+        cli(&server, &laptop, &["status"])
+            .await
+            .contains("pending changes: 0")
+    );
 
     cli(&server, &phone, &["sync"]).await;
     let on_phone = cli(&server, &phone, &["list"]).await;
     assert!(on_phone.contains("Send the proposal"), "{on_phone}");
-    assert!(on_phone.contains("in_progress") && on_phone.contains("high"), "{on_phone}");
+    assert!(
+        on_phone.contains("in_progress") && on_phone.contains("high"),
+        "{on_phone}"
+    );
 
     // Bad input is refused locally with the protocol's code, and nothing is queued.
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_syncline-desktop"))
@@ -58,5 +89,9 @@ async fn a_task_added_on_one_replica_arrives_on_another() {
         .expect("run");
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("invalid_enum_value"));
-    assert!(cli(&server, &phone, &["status"]).await.contains("pending changes: 0"));
+    assert!(
+        cli(&server, &phone, &["status"])
+            .await
+            .contains("pending changes: 0")
+    );
 }
