@@ -9,6 +9,8 @@
 //! - [`record`]: reading a record document (an automerge map) into typed field values and
 //!   validating it against its schema; used by the server (authoritative) and by clients
 //!   (optimistic, offline).
+//! - [`rules`]: authorization rules (org roles, document relations, who may create a document
+//!   and write each field) and the decoding of which fields an automerge change touches.
 //! - [`codes`]: stable error and close codes.
 //!
 //! Dependencies point one way: `protocol <- client-core <- wasm/desktop` and
@@ -18,6 +20,7 @@ pub mod codec;
 pub mod codes;
 pub mod messages;
 pub mod record;
+pub mod rules;
 pub mod schema;
 
 pub use codec::{CodecError, decode_client, decode_server, encode};

@@ -38,7 +38,7 @@ pub struct RecordError {
 }
 
 impl RecordError {
-    fn new(code: ErrorCode, field: &str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(code: ErrorCode, field: &str, message: impl Into<String>) -> Self {
         Self {
             code,
             field: field.to_owned(),
