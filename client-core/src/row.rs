@@ -1,6 +1,9 @@
 //! Materialized rows: a record document's fields as one typed row, and the conversions between
 //! field values, automerge scalars and SQLite values.
 //!
+//! A list of references is stored in SQLite as a JSON array of UUID strings (`["…","…"]`), and
+//! as NULL when empty (an empty list and an absent field are the same value).
+//!
 //! Conversions from stored data are lenient: a value that does not fit its field's type (which
 //! the server's validation should make impossible) reads as absent with a warning instead of
 //! making the whole row, or query, unreadable.
@@ -9,7 +12,7 @@ use std::collections::BTreeMap;
 
 use automerge::{ROOT, ReadDoc, ScalarValue, Value};
 use rusqlite::types::{Value as SqlValue, ValueRef};
-use syncline_protocol::record::FieldValue;
+use syncline_protocol::record::{FieldValue, read_field};
 use syncline_protocol::schema::{FieldDef, FieldType};
 use uuid::Uuid;
 
@@ -45,6 +48,14 @@ impl Row {
         match self.fields.get(field) {
             Some(FieldValue::Ref(id)) => Some(*id),
             _ => None,
+        }
+    }
+
+    /// A list-of-references field; empty when absent.
+    pub fn get_ref_list(&self, field: &str) -> Vec<Uuid> {
+        match self.fields.get(field) {
+            Some(FieldValue::RefList(ids)) => ids.clone(),
+            _ => Vec::new(),
         }
     }
 
@@ -87,6 +98,7 @@ pub(crate) fn type_matches(ty: FieldType, value: &FieldValue) -> bool {
             | (FieldType::Bool, FieldValue::Bool(_))
             | (FieldType::Timestamp, FieldValue::Timestamp(_))
             | (FieldType::Ref(_), FieldValue::Ref(_))
+            | (FieldType::RefList(_), FieldValue::RefList(_))
     )
 }
 
@@ -97,6 +109,12 @@ pub(crate) fn to_sql(value: &FieldValue) -> SqlValue {
         FieldValue::Int(i) | FieldValue::Timestamp(i) => SqlValue::Integer(*i),
         FieldValue::Bool(b) => SqlValue::Integer(i64::from(*b)),
         FieldValue::Ref(id) => SqlValue::Text(id.hyphenated().to_string()),
+        FieldValue::RefList(ids) if ids.is_empty() => SqlValue::Null,
+        FieldValue::RefList(ids) => {
+            let items: Vec<String> = ids.iter().map(|id| id.hyphenated().to_string()).collect();
+            // UUID strings need no escaping, but serialize properly anyway.
+            SqlValue::Text(serde_json::to_string(&items).unwrap_or_default())
+        }
     }
 }
 
@@ -113,6 +131,10 @@ pub(crate) fn from_sql(def: &FieldDef, value: ValueRef<'_>) -> Option<FieldValue
             .ok()
             .and_then(|s| Uuid::parse_str(s).ok())
             .map(FieldValue::Ref),
+        (FieldType::RefList(_), ValueRef::Text(t)) => serde_json::from_slice::<Vec<Uuid>>(t)
+            .ok()
+            .filter(|ids| !ids.is_empty())
+            .map(FieldValue::RefList),
         (FieldType::Int, ValueRef::Integer(i)) => Some(FieldValue::Int(i)),
         (FieldType::Timestamp, ValueRef::Integer(i)) => Some(FieldValue::Timestamp(i)),
         (FieldType::Bool, ValueRef::Integer(i)) => Some(FieldValue::Bool(i != 0)),
@@ -130,6 +152,16 @@ pub(crate) fn from_sql(def: &FieldDef, value: ValueRef<'_>) -> Option<FieldValue
 /// Reads one field of a record document; `None` when absent, null or not of the field's type.
 pub(crate) fn from_doc<D: ReadDoc>(doc: &D, def: &FieldDef) -> Option<FieldValue> {
     let (value, _) = doc.get(ROOT, def.name).ok().flatten()?;
+    if let FieldType::RefList(_) = def.ty {
+        return read_field(doc, def).unwrap_or_else(|e| {
+            tracing::warn!(
+                field = def.name,
+                error = %e,
+                "record field is not a valid list of references; materializing it as absent"
+            );
+            None
+        });
+    }
     let Value::Scalar(scalar) = value else {
         tracing::warn!(
             field = def.name,

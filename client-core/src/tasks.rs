@@ -29,6 +29,8 @@ pub struct Task {
     /// Fractional index; tasks sort by it as a string.
     pub position: Option<String>,
     pub parent_id: Option<Uuid>,
+    /// Tasks this one depends on (is blocked by), in list order; empty when none.
+    pub depends_on: Vec<Uuid>,
     pub deleted_at: Option<i64>,
     pub created_by: Option<Uuid>,
     pub created_at: Option<i64>,
@@ -52,6 +54,7 @@ impl Task {
             column: text("column"),
             position: text("position"),
             parent_id: row.get_ref("parent_id"),
+            depends_on: row.get_ref_list("depends_on"),
             deleted_at: row.get_timestamp("deleted_at"),
             created_by: row.get_ref("created_by"),
             created_at: row.get_timestamp("created_at"),
@@ -73,6 +76,8 @@ pub struct TaskDraft {
     pub column: Option<String>,
     pub position: Option<String>,
     pub parent_id: Option<Uuid>,
+    /// Distinct task ids; may be empty.
+    pub depends_on: Vec<Uuid>,
 }
 
 impl TaskDraft {
@@ -88,6 +93,10 @@ impl TaskDraft {
         let mut fields = vec![
             ("title", FieldValue::String(self.title.clone())),
             ("status", FieldValue::String(self.status.clone())),
+            // Always written, even empty: the list object then exists from the task's first
+            // change, so dependencies later added concurrently by several replicas merge into
+            // the same list instead of competing to create it.
+            ("depends_on", FieldValue::RefList(self.depends_on.clone())),
         ];
         let optional = [
             (
@@ -120,6 +129,9 @@ pub struct TaskPatch {
     pub column: Option<Option<String>>,
     pub position: Option<Option<String>>,
     pub parent_id: Option<Option<Uuid>>,
+    /// Replaces the whole list (an empty list clears it); only the differences are written, so
+    /// concurrent edits of other elements merge.
+    pub depends_on: Option<Vec<Uuid>>,
 }
 
 impl TaskPatch {
@@ -147,6 +159,12 @@ impl TaskPatch {
             ("column", self.column.as_ref().map(string)),
             ("position", self.position.as_ref().map(string)),
             ("parent_id", self.parent_id.map(|v| v.map(FieldValue::Ref))),
+            (
+                "depends_on",
+                self.depends_on
+                    .clone()
+                    .map(|ids| Some(FieldValue::RefList(ids))),
+            ),
         ];
         fields.extend(optional.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))));
         fields

@@ -301,3 +301,162 @@ fn row_table_has_a_column_per_field_and_indexes() {
         );
     }
 }
+
+/// The raw SQLite value of a task's `depends_on` column.
+fn depends_on_column(path: &std::path::Path, id: Uuid) -> Option<String> {
+    let conn = rusqlite::Connection::open(path).expect("open");
+    conn.query_row(
+        "SELECT depends_on FROM tasks WHERE id = ?1",
+        [id.hyphenated().to_string()],
+        |r| r.get(0),
+    )
+    .expect("row")
+}
+
+#[test]
+fn task_dependencies_are_stored_read_back_and_cleared() {
+    let (mut c, path, _dir) = temp_client();
+    let [x, y] = [Uuid::now_v7(), Uuid::now_v7()];
+    let id = c
+        .create_task(&TaskDraft {
+            depends_on: vec![y, x],
+            ..TaskDraft::new("Blocked", "todo")
+        })
+        .expect("create");
+    let task = c.get_task(id).expect("get").expect("task");
+    assert_eq!(task.depends_on, vec![y, x], "list order kept");
+    assert_eq!(
+        depends_on_column(&path, id),
+        Some(format!("[\"{y}\",\"{x}\"]")),
+        "stored as a JSON array"
+    );
+    let row = c.get("tasks", id).expect("get").expect("row");
+    assert_eq!(
+        row.get("depends_on"),
+        Some(&FieldValue::RefList(vec![y, x]))
+    );
+
+    // A patch replaces the list; an untouched list stays.
+    let patch = TaskPatch {
+        depends_on: Some(vec![x]),
+        ..TaskPatch::default()
+    };
+    assert!(c.update_task(id, &patch).expect("update"));
+    assert!(!c.update_task(id, &patch).expect("same list again"));
+    let title = TaskPatch {
+        title: Some("Still blocked".into()),
+        ..TaskPatch::default()
+    };
+    assert!(c.update_task(id, &title).expect("title"));
+    assert_eq!(
+        c.get_task(id).expect("get").expect("task").depends_on,
+        vec![x]
+    );
+
+    // Empty is absent: no field in the row, NULL in SQLite.
+    let clear = TaskPatch {
+        depends_on: Some(vec![]),
+        ..TaskPatch::default()
+    };
+    assert!(c.update_task(id, &clear).expect("clear"));
+    let task = c.get_task(id).expect("get").expect("task");
+    assert!(task.depends_on.is_empty());
+    assert_eq!(depends_on_column(&path, id), None);
+    assert!(
+        c.get("tasks", id)
+            .expect("get")
+            .expect("row")
+            .get("depends_on")
+            .is_none()
+    );
+
+    // A task without dependencies never had any; queries are unaffected by the column.
+    let free = c
+        .create_task(&TaskDraft::new("Free", "todo"))
+        .expect("create");
+    assert!(
+        c.get_task(free)
+            .expect("get")
+            .expect("task")
+            .depends_on
+            .is_empty()
+    );
+    let todo = c
+        .query_tasks(&TaskQuery {
+            status: Some("todo".into()),
+            ..TaskQuery::default()
+        })
+        .expect("query");
+    assert_eq!(
+        todo.iter().map(|t| t.id).collect::<Vec<_>>(),
+        vec![id, free]
+    );
+}
+
+#[test]
+fn duplicate_dependencies_are_refused_and_nothing_is_stored() {
+    let (mut c, _path, _dir) = temp_client();
+    let x = Uuid::now_v7();
+    let err = c
+        .create_task(&TaskDraft {
+            depends_on: vec![x, x],
+            ..TaskDraft::new("Twice", "todo")
+        })
+        .expect_err("duplicate");
+    assert_eq!(err.code(), ErrorCode::InvalidFieldValue);
+    assert!(
+        c.query_tasks(&TaskQuery::default())
+            .expect("query")
+            .is_empty()
+    );
+    assert_eq!(c.pending_count(), 0);
+
+    let id = c
+        .create_task(&TaskDraft::new("Once", "todo"))
+        .expect("create");
+    let pending = c.pending_count();
+    let err = c
+        .update_task(
+            id,
+            &TaskPatch {
+                depends_on: Some(vec![x, x]),
+                ..TaskPatch::default()
+            },
+        )
+        .expect_err("duplicate");
+    assert_eq!(err.code(), ErrorCode::InvalidFieldValue);
+    assert_eq!(c.pending_count(), pending);
+    assert!(
+        c.get_task(id)
+            .expect("get")
+            .expect("task")
+            .depends_on
+            .is_empty()
+    );
+}
+
+#[test]
+fn a_replica_from_before_depends_on_gains_the_column_on_open() {
+    let (mut c, path, _dir) = temp_client();
+    let x = Uuid::now_v7();
+    let id = c
+        .create_task(&TaskDraft {
+            depends_on: vec![x],
+            ..TaskDraft::new("Blocked", "todo")
+        })
+        .expect("create");
+    drop(c);
+    // The layout of a replica written before the field existed.
+    let conn = rusqlite::Connection::open(&path).expect("open");
+    conn.execute_batch("ALTER TABLE tasks DROP COLUMN depends_on")
+        .expect("drop column");
+    drop(conn);
+
+    let c = client_core::Client::open(&path).expect("reopen upgrades");
+    assert_eq!(
+        c.get_task(id).expect("get").expect("task").depends_on,
+        vec![x],
+        "re-materialized from the document"
+    );
+    assert_eq!(depends_on_column(&path, id), Some(format!("[\"{x}\"]")));
+}

@@ -371,3 +371,52 @@ fn status_follows_the_connection() {
     assert_eq!(identity, Some((sim.server.user_id, sim.server.org_id)));
     let _: &Client = &sim.clients[0];
 }
+
+#[test]
+fn dependencies_added_concurrently_by_two_offline_clients_are_both_kept() {
+    use client_core::{TaskDraft, TaskPatch};
+    let (mut sim, _dirs) = sim_with(2);
+    sim.connect(0);
+    sim.connect(1);
+    let [x, y, z] = [(); 3].map(|_| uuid::Uuid::now_v7());
+    let id = sim
+        .client(0)
+        .create_task(&TaskDraft {
+            depends_on: vec![x],
+            ..TaskDraft::new("Blocked", "todo")
+        })
+        .expect("create");
+    sim.settle();
+    sim.disconnect(1);
+    // A adds y; B, offline, drops x and adds z. Both edit the same list object.
+    sim.client(0)
+        .update_task(
+            id,
+            &TaskPatch {
+                depends_on: Some(vec![x, y]),
+                ..TaskPatch::default()
+            },
+        )
+        .expect("a");
+    sim.client(1)
+        .update_task(
+            id,
+            &TaskPatch {
+                depends_on: Some(vec![z]),
+                ..TaskPatch::default()
+            },
+        )
+        .expect("b");
+    sim.settle();
+    sim.connect(1);
+    sim.settle();
+    let a = sim.client(0).get_task(id).expect("get").expect("task");
+    let b = sim.client(1).get_task(id).expect("get").expect("task");
+    assert_eq!(a, b);
+    let mut deps = a.depends_on.clone();
+    deps.sort();
+    let mut expected = vec![y, z];
+    expected.sort();
+    assert_eq!(deps, expected, "y and z kept, x removed");
+    assert_converged(&mut sim);
+}

@@ -96,6 +96,21 @@ pub async fn postgres_fields(
             (FieldType::Ref(_), serde_json::Value::String(s)) => {
                 FieldValue::Ref(Uuid::parse_str(s).map_err(|e| ReadError::Postgres(e.to_string()))?)
             }
+            (FieldType::RefList(_), serde_json::Value::Array(items)) => {
+                let ids = items
+                    .iter()
+                    .map(|item| {
+                        item.as_str()
+                            .and_then(|s| Uuid::parse_str(s).ok())
+                            .ok_or_else(|| ReadError::Postgres(format!("{}: {item}", def.name)))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                // An empty array is an absent field, as in the record.
+                if ids.is_empty() {
+                    continue;
+                }
+                FieldValue::RefList(ids)
+            }
             (_, v) => return Err(ReadError::Postgres(format!("{}: unexpected {v}", def.name))),
         };
         fields.insert(def.name, parsed);

@@ -111,6 +111,83 @@ async fn offline_edits_of_different_fields_both_survive() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dependencies_added_offline_by_two_clients_both_reach_postgres() {
+    use syncline_protocol::record::FieldValue;
+    let server = TestServer::start().await;
+    let user = server.register("deps@example.com").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = online(&server, &user, &dir.path().join("a.db"));
+    let b = online(&server, &user, &dir.path().join("b.db"));
+    let design = a
+        .create_task(&TaskDraft::new("Design", "todo"))
+        .expect("create");
+    let review = a
+        .create_task(&TaskDraft::new("Review", "todo"))
+        .expect("create");
+    let ship = a
+        .create_task(&TaskDraft {
+            depends_on: vec![design],
+            ..TaskDraft::new("Ship", "todo")
+        })
+        .expect("create");
+    synced(&a).await;
+    b.wait_for(WAIT, |c| c.get_task(ship).ok().flatten().is_some())
+        .await
+        .expect("b receives the tasks");
+    let pg = assert_identical(&server, &[&a, &b], ship).await;
+    assert_eq!(
+        pg.get("depends_on"),
+        Some(&FieldValue::RefList(vec![design]))
+    );
+
+    a.go_offline().await;
+    b.go_offline().await;
+    // A adds `review`; B drops `design`. Both edit the same list.
+    a.update_task(
+        ship,
+        &TaskPatch {
+            depends_on: Some(vec![design, review]),
+            ..Default::default()
+        },
+    )
+    .expect("edit a");
+    b.update_task(
+        ship,
+        &TaskPatch {
+            depends_on: Some(vec![]),
+            ..Default::default()
+        },
+    )
+    .expect("edit b");
+    a.go_online();
+    b.go_online();
+    synced(&a).await;
+    synced(&b).await;
+    for c in [&a, &b] {
+        c.wait_for(WAIT, |c| {
+            c.get_task(ship)
+                .ok()
+                .flatten()
+                .is_some_and(|t| t.depends_on == vec![review])
+        })
+        .await
+        .expect("both edits arrive");
+    }
+    let pg = assert_identical(&server, &[&a, &b], ship).await;
+    assert_eq!(
+        pg.get("depends_on"),
+        Some(&FieldValue::RefList(vec![review]))
+    );
+    // Tasks without dependencies hold an empty array, not NULL.
+    let (empty,): (Vec<Uuid>,) = sqlx::query_as("SELECT depends_on FROM tasks WHERE id = $1")
+        .bind(design)
+        .fetch_one(&server.db)
+        .await
+        .expect("row");
+    assert!(empty.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_edits_of_the_same_field_converge_to_one_value() {
     let server = TestServer::start().await;
     let user = server.register("lww@example.com").await;

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use automerge::transaction::Transactable;
-use automerge::{ROOT, ReadDoc, ScalarValue, Value};
+use automerge::{ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value};
 use uuid::Uuid;
 
 use crate::codes::ErrorCode;
@@ -23,6 +23,8 @@ pub enum FieldValue {
     /// Milliseconds since the Unix epoch, UTC.
     Timestamp(i64),
     Ref(Uuid),
+    /// Distinct references, in list order; never empty in a [`Record`] (empty reads as absent).
+    RefList(Vec<Uuid>),
 }
 
 /// The client-written fields of a record; absent and null fields are not in the map.
@@ -68,23 +70,8 @@ pub fn read_record<D: ReadDoc>(doc: &D, schema: &CollectionSchema) -> Result<Rec
                 "only the server may write this field",
             ));
         }
-        let value = doc
-            .get(ROOT, key.as_str())
-            .map_err(|e| RecordError::new(ErrorCode::InvalidChange, &key, e.to_string()))?;
-        match value {
-            None => {}
-            Some((Value::Scalar(s), _)) => {
-                if let Some(v) = scalar_to_field(def, s.as_ref())? {
-                    record.insert(def.name, v);
-                }
-            }
-            Some((Value::Object(kind), _)) => {
-                return Err(RecordError::new(
-                    ErrorCode::InvalidFieldType,
-                    def.name,
-                    format!("expected {}, found a {kind:?} object", type_name(def.ty)),
-                ));
-            }
+        if let Some(v) = read_field(doc, def)? {
+            record.insert(def.name, v);
         }
     }
     for def in schema.client_fields().filter(|d| d.required) {
@@ -97,6 +84,26 @@ pub fn read_record<D: ReadDoc>(doc: &D, schema: &CollectionSchema) -> Result<Rec
         }
     }
     Ok(record)
+}
+
+/// Reads and validates one field of `doc`'s root map; `None` when absent, null, or an empty
+/// list.
+pub fn read_field<D: ReadDoc>(doc: &D, def: &FieldDef) -> Result<Option<FieldValue>, RecordError> {
+    let value = doc
+        .get(ROOT, def.name)
+        .map_err(|e| RecordError::new(ErrorCode::InvalidChange, def.name, e.to_string()))?;
+    match value {
+        None => Ok(None),
+        Some((Value::Scalar(s), _)) => scalar_to_field(def, s.as_ref()),
+        Some((Value::Object(ObjType::List), list)) if matches!(def.ty, FieldType::RefList(_)) => {
+            read_ref_list(doc, def, &list)
+        }
+        Some((Value::Object(kind), _)) => Err(RecordError::new(
+            ErrorCode::InvalidFieldType,
+            def.name,
+            format!("expected {}, found a {kind:?} object", type_name(def.ty)),
+        )),
+    }
 }
 
 /// Checks one value against its field definition (type, length, enum set).
@@ -125,6 +132,24 @@ pub fn check_value(def: &FieldDef, value: &FieldValue) -> Result<(), RecordError
                     ErrorCode::InvalidEnumValue,
                     def.name,
                     format!("`{s}` is not one of {}", allowed.join(", ")),
+                ));
+            }
+            true
+        }
+        (FieldType::RefList(_), FieldValue::RefList(ids)) => {
+            if def.required && ids.is_empty() {
+                return Err(RecordError::new(
+                    ErrorCode::MissingRequiredField,
+                    def.name,
+                    "must not be empty",
+                ));
+            }
+            let mut seen = std::collections::BTreeSet::new();
+            if let Some(dup) = ids.iter().find(|id| !seen.insert(**id)) {
+                return Err(RecordError::new(
+                    ErrorCode::InvalidFieldValue,
+                    def.name,
+                    format!("lists {dup} more than once"),
                 ));
             }
             true
@@ -178,6 +203,57 @@ fn scalar_to_field(def: &FieldDef, s: &ScalarValue) -> Result<Option<FieldValue>
     Ok(Some(value))
 }
 
+/// Reads a list-of-references field: every element a UUID string, no duplicates; an empty
+/// list is absent.
+fn read_ref_list<D: ReadDoc>(
+    doc: &D,
+    def: &FieldDef,
+    list: &ObjId,
+) -> Result<Option<FieldValue>, RecordError> {
+    let mut ids = Vec::with_capacity(doc.length(list));
+    for index in 0..doc.length(list) {
+        let element = doc
+            .get(list, index)
+            .map_err(|e| RecordError::new(ErrorCode::InvalidChange, def.name, e.to_string()))?;
+        let id = match element {
+            Some((Value::Scalar(s), _)) => match s.as_ref() {
+                ScalarValue::Str(v) => Uuid::parse_str(v).map_err(|_| {
+                    RecordError::new(
+                        ErrorCode::InvalidFieldValue,
+                        def.name,
+                        format!("element {index} is not a UUID"),
+                    )
+                })?,
+                other => {
+                    return Err(RecordError::new(
+                        ErrorCode::InvalidFieldType,
+                        def.name,
+                        format!(
+                            "element {index}: expected a UUID string, found {}",
+                            scalar_name(other)
+                        ),
+                    ));
+                }
+            },
+            Some((Value::Object(kind), _)) => {
+                return Err(RecordError::new(
+                    ErrorCode::InvalidFieldType,
+                    def.name,
+                    format!("element {index}: expected a UUID string, found a {kind:?} object"),
+                ));
+            }
+            None => continue,
+        };
+        ids.push(id);
+    }
+    if ids.is_empty() {
+        return Ok(None);
+    }
+    let value = FieldValue::RefList(ids);
+    check_value(def, &value)?;
+    Ok(Some(value))
+}
+
 /// Writes one field into a record document (or deletes it when `value` is `None`), checking the
 /// value against the schema first.
 pub fn put_field<T: Transactable>(
@@ -209,10 +285,27 @@ pub fn put_field<T: Transactable>(
                     "is required",
                 ));
             }
-            if tx.get(ROOT, def.name).ok().flatten().is_none() {
-                return Ok(());
+            match tx.get(ROOT, def.name).ok().flatten() {
+                None => return Ok(()),
+                // Cleared element by element, keeping the list, so that a concurrent addition
+                // survives the clear instead of vanishing with the list object.
+                Some((Value::Object(ObjType::List), list))
+                    if matches!(def.ty, FieldType::RefList(_)) =>
+                {
+                    edit_list(tx, &list, &[])
+                }
+                Some(_) => tx.delete(ROOT, def.name),
             }
-            tx.delete(ROOT, def.name)
+        }
+        Some(FieldValue::RefList(ids)) => {
+            check_value(def, &FieldValue::RefList(ids.clone()))?;
+            let target: Vec<String> = ids.iter().map(Uuid::to_string).collect();
+            match tx.get(ROOT, def.name).ok().flatten() {
+                Some((Value::Object(ObjType::List), list)) => edit_list(tx, &list, &target),
+                _ => tx
+                    .put_object(ROOT, def.name, ObjType::List)
+                    .and_then(|list| edit_list(tx, &list, &target)),
+            }
         }
         Some(v) => {
             check_value(def, v)?;
@@ -222,11 +315,79 @@ pub fn put_field<T: Transactable>(
                 FieldValue::Bool(b) => ScalarValue::Boolean(*b),
                 FieldValue::Timestamp(t) => ScalarValue::Timestamp(*t),
                 FieldValue::Ref(id) => ScalarValue::Str(id.to_string().into()),
+                FieldValue::RefList(_) => {
+                    return Err(RecordError::new(
+                        ErrorCode::InvalidFieldType,
+                        name,
+                        "a list is not a scalar",
+                    ));
+                }
             };
             tx.put(ROOT, def.name, scalar)
         }
     };
     result.map_err(|e| RecordError::new(ErrorCode::InvalidChange, name, e.to_string()))
+}
+
+/// Above this many element comparisons a list is rewritten instead of diffed (the diff table
+/// would be too large; lists that long are not expected).
+const MAX_LIST_DIFF: usize = 1 << 20;
+
+/// Turns the string elements of `list` into `target` with few element inserts and deletes:
+/// the elements of a longest common subsequence stay in place, so edits made concurrently by
+/// others to the kept elements, and their insertions, merge.
+fn edit_list<T: Transactable>(
+    tx: &mut T,
+    list: &ObjId,
+    target: &[String],
+) -> Result<(), automerge::AutomergeError> {
+    let current: Vec<Option<String>> = (0..tx.length(list))
+        .map(|i| match tx.get(list, i) {
+            Ok(Some((Value::Scalar(s), _))) => match s.as_ref() {
+                ScalarValue::Str(v) => Some(v.to_string()),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    let (n, m) = (current.len(), target.len());
+    let same = |i: usize, j: usize| current[i].as_deref() == Some(target[j].as_str());
+    if n.saturating_mul(m) > MAX_LIST_DIFF {
+        for _ in 0..n {
+            tx.delete(list, 0)?;
+        }
+        for (j, id) in target.iter().enumerate() {
+            tx.insert(list, j, id.as_str())?;
+        }
+        return Ok(());
+    }
+    // lcs[i][j]: length of a longest common subsequence of current[i..] and target[j..].
+    let mut lcs = vec![vec![0_usize; m + 1]; n + 1];
+    for i in (0..n).rev() {
+        for j in (0..m).rev() {
+            lcs[i][j] = if same(i, j) {
+                lcs[i + 1][j + 1] + 1
+            } else {
+                lcs[i + 1][j].max(lcs[i][j + 1])
+            };
+        }
+    }
+    let (mut i, mut j, mut pos) = (0, 0, 0);
+    while i < n || j < m {
+        if i < n && j < m && same(i, j) {
+            i += 1;
+            j += 1;
+            pos += 1;
+        } else if j < m && (i == n || lcs[i][j + 1] >= lcs[i + 1][j]) {
+            tx.insert(list, pos, target[j].as_str())?;
+            j += 1;
+            pos += 1;
+        } else {
+            tx.delete(list, pos)?;
+            i += 1;
+        }
+    }
+    Ok(())
 }
 
 fn type_name(ty: FieldType) -> &'static str {
@@ -237,6 +398,7 @@ fn type_name(ty: FieldType) -> &'static str {
         FieldType::Timestamp => "a timestamp",
         FieldType::Enum(_) => "an enum string",
         FieldType::Ref(_) => "a UUID string",
+        FieldType::RefList(_) => "a list of UUID strings",
     }
 }
 
@@ -363,5 +525,161 @@ mod tests {
         let rec = read_record(&doc, &TASKS).expect("valid");
         assert!(!rec.contains_key("priority"));
         assert!(!rec.contains_key("due_date"));
+    }
+
+    fn deps(doc: &AutoCommit) -> Option<FieldValue> {
+        read_record(doc, &TASKS)
+            .expect("valid")
+            .get("depends_on")
+            .cloned()
+    }
+
+    fn put_deps(doc: &mut AutoCommit, ids: &[Uuid]) {
+        put_field(
+            doc,
+            &TASKS,
+            "depends_on",
+            Some(&FieldValue::RefList(ids.to_vec())),
+        )
+        .expect("depends_on");
+    }
+
+    #[test]
+    fn ref_lists_read_back_in_order_and_empty_is_absent() {
+        let [a, b] = [Uuid::now_v7(), Uuid::now_v7()];
+        let mut doc = task("x", "todo");
+        assert_eq!(deps(&doc), None);
+        put_deps(&mut doc, &[b, a]);
+        assert_eq!(deps(&doc), Some(FieldValue::RefList(vec![b, a])));
+        let (value, list) = doc.get(ROOT, "depends_on").expect("get").expect("present");
+        assert_eq!(value, Value::Object(ObjType::List));
+
+        // Rewriting edits the same list object instead of replacing it.
+        put_deps(&mut doc, &[a]);
+        assert_eq!(deps(&doc), Some(FieldValue::RefList(vec![a])));
+        let (_, same) = doc.get(ROOT, "depends_on").expect("get").expect("present");
+        assert_eq!(same, list);
+
+        // Clearing (with None or an empty list) empties the list and reads as absent.
+        put_field(&mut doc, &TASKS, "depends_on", None).expect("clear");
+        assert_eq!(deps(&doc), None);
+        let (_, still) = doc.get(ROOT, "depends_on").expect("get").expect("kept");
+        assert_eq!((still, doc.length(&list)), (list.clone(), 0));
+        put_deps(&mut doc, &[a, b]);
+        put_deps(&mut doc, &[]);
+        assert_eq!(deps(&doc), None);
+    }
+
+    #[test]
+    fn ref_list_edits_are_minimal_and_concurrent_edits_merge() {
+        let [a, b, c, d] = [(); 4].map(|_| Uuid::now_v7());
+        let mut base = task("x", "todo");
+        put_deps(&mut base, &[a, b]);
+        base.commit();
+        // Appending one reference is one insert; the kept elements are not rewritten.
+        let mut edited = base.fork();
+        put_deps(&mut edited, &[a, b, c]);
+        let hash = edited.commit().expect("changed");
+        let change = edited.get_change_by_hash(&hash).expect("change");
+        assert_eq!(change.decode().operations.len(), 1);
+        // Writing the same list again changes nothing.
+        put_deps(&mut edited, &[a, b, c]);
+        assert_eq!(edited.commit(), None);
+
+        let mut one = base.fork();
+        put_deps(&mut one, &[a, b, c]); // adds c
+        let mut two = base.fork();
+        put_deps(&mut two, &[b, d]); // removes a, adds d
+        one.merge(&mut two).expect("merge");
+        let Some(FieldValue::RefList(mut merged)) = deps(&one) else {
+            panic!("depends_on missing after merge");
+        };
+        merged.sort();
+        let mut expected = vec![b, c, d];
+        expected.sort();
+        assert_eq!(merged, expected, "both edits survive");
+
+        // A clear concurrent with an addition keeps the addition.
+        let mut one = base.fork();
+        put_field(&mut one, &TASKS, "depends_on", None).expect("clear");
+        let mut two = base.fork();
+        put_deps(&mut two, &[a, b, c]);
+        one.merge(&mut two).expect("merge");
+        assert_eq!(deps(&one), Some(FieldValue::RefList(vec![c])));
+    }
+
+    #[test]
+    fn invalid_ref_lists_are_refused_on_write_and_read() {
+        let a = Uuid::now_v7();
+        let mut doc = task("x", "todo");
+        let err = put_field(
+            &mut doc,
+            &TASKS,
+            "depends_on",
+            Some(&FieldValue::RefList(vec![a, a])),
+        )
+        .expect_err("duplicate");
+        assert_eq!(err.code, ErrorCode::InvalidFieldValue);
+        let err = put_field(&mut doc, &TASKS, "depends_on", Some(&FieldValue::Ref(a)))
+            .expect_err("scalar for a list");
+        assert_eq!(err.code, ErrorCode::InvalidFieldType);
+        let err = put_field(
+            &mut doc,
+            &TASKS,
+            "parent_id",
+            Some(&FieldValue::RefList(vec![a])),
+        )
+        .expect_err("list for a scalar");
+        assert_eq!(err.code, ErrorCode::InvalidFieldType);
+
+        // Bypassing the typed writer, as a malicious client would:
+        let read_err = |edit: &dyn Fn(&mut AutoCommit, &ObjId)| {
+            let mut doc = task("x", "todo");
+            let list = doc
+                .put_object(ROOT, "depends_on", ObjType::List)
+                .expect("list");
+            edit(&mut doc, &list);
+            read_record(&doc, &TASKS).expect_err("invalid").code
+        };
+        let id = a.to_string();
+        assert_eq!(
+            read_err(&|d, l| {
+                d.insert(l, 0, id.as_str()).expect("insert");
+                d.insert(l, 1, id.as_str()).expect("insert");
+            }),
+            ErrorCode::InvalidFieldValue
+        );
+        assert_eq!(
+            read_err(&|d, l| d.insert(l, 0, "not-a-uuid").expect("insert")),
+            ErrorCode::InvalidFieldValue
+        );
+        assert_eq!(
+            read_err(&|d, l| d.insert(l, 0, 7_i64).expect("insert")),
+            ErrorCode::InvalidFieldType
+        );
+        assert_eq!(
+            read_err(&|d, l| {
+                d.insert_object(l, 0, ObjType::Map).expect("insert");
+            }),
+            ErrorCode::InvalidFieldType
+        );
+        let mut doc = task("x", "todo");
+        doc.put(ROOT, "depends_on", a.to_string()).expect("scalar");
+        assert_eq!(
+            read_record(&doc, &TASKS).expect_err("scalar").code,
+            ErrorCode::InvalidFieldType
+        );
+        let mut doc = task("x", "todo");
+        doc.put_object(ROOT, "depends_on", ObjType::Text)
+            .expect("text");
+        assert_eq!(
+            read_record(&doc, &TASKS).expect_err("text").code,
+            ErrorCode::InvalidFieldType
+        );
+        // A list replacing a malformed value is written as a fresh list.
+        let mut doc = task("x", "todo");
+        doc.put(ROOT, "depends_on", 3_i64).expect("scalar");
+        put_deps(&mut doc, &[a]);
+        assert_eq!(deps(&doc), Some(FieldValue::RefList(vec![a])));
     }
 }

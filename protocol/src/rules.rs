@@ -207,7 +207,9 @@ pub const TASK_RULES: CollectionRules = CollectionRules {
         FieldRule::at_least("column", Relation::Editor),
         FieldRule::at_least("position", Relation::Editor),
         FieldRule::at_least("parent_id", Relation::Editor),
-        FieldRule::at_least("deleted_at", Relation::Editor),
+        FieldRule::at_least("depends_on", Relation::Editor),
+        // Deleting (soft) is for owners: the creator, admins and owners, or an explicit owner share.
+        FieldRule::at_least("deleted_at", Relation::Owner),
     ],
 };
 
@@ -543,6 +545,24 @@ mod tests {
             d.insert(&list, 1, "b").expect("insert");
             d.delete(&list, 0).expect("delete");
         });
+        let touched = touched_fields(&change, &merged).expect("decodes");
+        assert_eq!(names(&touched), ["depends_on"]);
+
+        // The typed writer: adding a dependency to an existing list.
+        let dep = FieldValue::RefList(vec![Uuid::now_v7()]);
+        let mut doc = base(None);
+        put_field(
+            &mut doc,
+            &TASKS,
+            "depends_on",
+            Some(&FieldValue::RefList(vec![])),
+        )
+        .expect("empty list");
+        doc.commit();
+        let (change, merged) = change_on(&mut doc, |d| {
+            put_field(d, &TASKS, "depends_on", Some(&dep)).expect("add");
+        });
+        assert!(change.decode().operations.iter().all(|op| op.insert));
         let touched = touched_fields(&change, &merged).expect("decodes");
         assert_eq!(names(&touched), ["depends_on"]);
 

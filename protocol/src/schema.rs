@@ -17,6 +17,10 @@ pub enum FieldType {
     Enum(&'static [&'static str]),
     /// A string scalar holding the UUID of a document of the named collection.
     Ref(&'static str),
+    /// A list object of distinct UUID strings, each naming a document of the named collection.
+    /// Edited element by element so that concurrent additions merge; an empty list and an
+    /// absent field are the same value (absent).
+    RefList(&'static str),
 }
 
 /// One field of a collection.
@@ -106,6 +110,8 @@ pub const TASKS: CollectionSchema = CollectionSchema {
         // A fractional index: tasks sort by it as a string.
         FieldDef::client("position", FieldType::String { max_len: 200 }, false),
         FieldDef::client("parent_id", FieldType::Ref("tasks"), false),
+        // Tasks this one depends on (blocked by). The server refuses dependency cycles.
+        FieldDef::client("depends_on", FieldType::RefList("tasks"), false),
         // Soft delete: a client deletes by setting it, restores by clearing it.
         FieldDef::client("deleted_at", FieldType::Timestamp, false),
         FieldDef::server("created_by", FieldType::Ref("users")),

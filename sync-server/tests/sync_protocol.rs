@@ -457,6 +457,7 @@ async fn typed_tasks_table_matches_the_protocol_schema() {
                 FieldType::Bool => "boolean",
                 FieldType::Timestamp => "timestamp with time zone",
                 FieldType::Ref(_) => "uuid",
+                FieldType::RefList(_) => "ARRAY",
             };
             expected.push((f.column.into(), ty.into()));
         }

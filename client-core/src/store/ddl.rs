@@ -66,7 +66,11 @@ pub(crate) fn migrate(conn: &Connection) -> Result<Vec<&'static CollectionSchema
 /// SQLite column type of a field.
 pub(crate) fn column_type(ty: FieldType) -> &'static str {
     match ty {
-        FieldType::String { .. } | FieldType::Enum(_) | FieldType::Ref(_) => "TEXT",
+        // A list of references is a JSON array of UUID strings (see `crate::row`).
+        FieldType::String { .. }
+        | FieldType::Enum(_)
+        | FieldType::Ref(_)
+        | FieldType::RefList(_) => "TEXT",
         FieldType::Int | FieldType::Bool | FieldType::Timestamp => "INTEGER",
     }
 }

@@ -86,6 +86,9 @@ fn bind_value(qb: &mut QueryBuilder<Postgres>, ty: FieldType, value: Option<Fiel
             qb.push_bind(DateTime::<Utc>::from_timestamp_millis(ms))
         }
         (_, Some(FieldValue::Ref(id))) => qb.push_bind(id),
+        (_, Some(FieldValue::RefList(ids))) => qb.push_bind(ids),
+        // An absent list is an empty array (the column is NOT NULL), never NULL.
+        (FieldType::RefList(_), None) => qb.push_bind(Vec::<Uuid>::new()),
         (FieldType::String { .. } | FieldType::Enum(_), None) => qb.push_bind(None::<String>),
         (FieldType::Int, None) => qb.push_bind(None::<i64>),
         (FieldType::Bool, None) => qb.push_bind(None::<bool>),
