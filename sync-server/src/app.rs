@@ -14,9 +14,10 @@ use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
 
 use crate::auth::AuthKeys;
+use crate::authz::AclCache;
 use crate::error::CORRELATION_ID;
 use crate::hub::ChangeHub;
-use crate::{auth, health, ws};
+use crate::{auth, authz, health, ws};
 
 /// State shared by every request and connection. Cheap to clone.
 #[derive(Clone)]
@@ -24,6 +25,7 @@ pub struct AppState {
     pub db: PgPool,
     pub keys: Arc<AuthKeys>,
     pub hub: ChangeHub,
+    pub acl: AclCache,
 }
 
 impl std::fmt::Debug for AppState {
@@ -38,6 +40,7 @@ impl AppState {
             db,
             keys: Arc::new(keys),
             hub: ChangeHub::default(),
+            acl: AclCache::default(),
         }
     }
 }
@@ -51,6 +54,7 @@ pub fn router(state: AppState) -> Router {
         .route("/health/ready", get(health::ready))
         .route("/sync", get(ws::upgrade))
         .merge(auth::routes())
+        .merge(authz::routes::routes())
         .layer(middleware::from_fn(correlation_id))
         .layer(TraceLayer::new_for_http())
         .with_state(state)

@@ -18,6 +18,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod authz;
 pub mod config;
 pub mod db;
 pub mod embedded_pg;

@@ -194,6 +194,93 @@ impl TestServer {
         serde_json::from_str(&body).expect("register response")
     }
 
+    /// Calls a JSON endpoint with a bearer token; returns the status and the JSON body.
+    pub async fn api(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<serde_json::Value>,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        let mut request = reqwest::Client::new()
+            .request(method, self.http_url(path))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("api request");
+        let status = response.status();
+        let text = response.text().await.expect("api body");
+        let json = if text.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_str(&text).expect("json body")
+        };
+        (status, json)
+    }
+
+    /// Invites `email` into `owner`'s org with `role`, registers that user and accepts the
+    /// invitation; returns the new member with a session in `owner`'s org.
+    pub async fn join(&self, owner: &TestUser, email: &str, role: &str) -> TestUser {
+        let (status, invitation) = self
+            .api(
+                reqwest::Method::POST,
+                &format!("/orgs/{}/invitations", owner.org_id),
+                &owner.access_token,
+                Some(serde_json::json!({ "email": email, "role": role })),
+            )
+            .await;
+        assert_eq!(status, reqwest::StatusCode::CREATED, "{invitation}");
+        let own = self.register(email).await;
+        let (status, accepted) = self
+            .api(
+                reqwest::Method::POST,
+                "/invitations/accept",
+                &own.access_token,
+                Some(serde_json::json!({ "token": invitation["token"] })),
+            )
+            .await;
+        assert_eq!(status, reqwest::StatusCode::OK, "{accepted}");
+        TestUser {
+            user_id: own.user_id,
+            org_id: owner.org_id,
+            access_token: accepted["access_token"]
+                .as_str()
+                .expect("access token")
+                .to_owned(),
+            refresh_token: accepted["refresh_token"]
+                .as_str()
+                .expect("refresh token")
+                .to_owned(),
+        }
+    }
+
+    /// Grants (`POST`) or revokes (`DELETE`) `relation` on a document to a user.
+    pub async fn share(
+        &self,
+        method: reqwest::Method,
+        by: &TestUser,
+        collection: &str,
+        doc: Uuid,
+        relation: &str,
+        to: Uuid,
+    ) {
+        let (status, body) = self
+            .api(
+                method,
+                &format!("/orgs/{}/shares", by.org_id),
+                &by.access_token,
+                Some(serde_json::json!({
+                    "object_type": collection,
+                    "object_id": doc,
+                    "relation": relation,
+                    "subject": { "type": "user", "id": to },
+                })),
+            )
+            .await;
+        assert_eq!(status, reqwest::StatusCode::NO_CONTENT, "{body}");
+    }
+
     /// Signs an access token directly (e.g. an expired one).
     pub fn sign_token(&self, user_id: Uuid, org_id: Uuid, iat: i64, exp: i64) -> String {
         self.state
@@ -361,10 +448,24 @@ pub mod changes {
 
     /// Commits the given task field writes on `doc` and returns the change's bytes.
     pub fn task_change(doc: &mut AutoCommit, fields: &[(&str, Option<FieldValue>)]) -> Vec<u8> {
+        try_task_change(doc, fields).expect("the writes change the document")
+    }
+
+    /// Like [`task_change`], but `None` when the writes change nothing (automerge makes no
+    /// change when a field is set to the value it already has).
+    pub fn try_task_change(
+        doc: &mut AutoCommit,
+        fields: &[(&str, Option<FieldValue>)],
+    ) -> Option<Vec<u8>> {
+        let before = doc.get_heads();
         for (name, value) in fields {
             put_field(doc, &TASKS, name, value.as_ref()).expect("valid test field");
         }
-        last_change(doc)
+        doc.commit();
+        if doc.get_heads() == before {
+            return None;
+        }
+        Some(last_change(doc))
     }
 
     /// Writes a raw value as one change (bypassing validation, as a hostile client could).

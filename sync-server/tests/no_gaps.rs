@@ -40,8 +40,9 @@ async fn writer(url: String, token: String, seed: u64, stop: Arc<AtomicBool>) ->
                 (docs.len() - 1, p)
             } else {
                 let i = rng.random_range(0..docs.len());
-                let status = ["todo", "in_progress", "done"][rng.random_range(0..3)];
-                (i, task_change(&mut docs[i].1, &[("status", s(status))]))
+                // Title changes every time (a write of the current value makes no change).
+                let change = task_change(&mut docs[i].1, &[("title", s(&format!("t{next}")))]);
+                (i, change)
             };
             mutations.push(Mutation {
                 mid: MutationId {
@@ -209,7 +210,9 @@ async fn resuming_readers_never_miss_a_committed_change_under_concurrent_pushes(
             ))
         })
         .collect();
-    let poll = tokio::spawn(poller(server.db.clone(), user.org_id, stop.clone()));
+    // The poller stops only after the writers' last pushes committed.
+    let poll_stop = Arc::new(AtomicBool::new(false));
+    let poll = tokio::spawn(poller(server.db.clone(), user.org_id, poll_stop.clone()));
 
     tokio::time::sleep(LOAD).await;
     stop.store(true, Ordering::Relaxed);
@@ -220,6 +223,7 @@ async fn resuming_readers_never_miss_a_committed_change_under_concurrent_pushes(
             assert!(acked.insert(seq), "seq {seq} acked twice");
         }
     }
+    poll_stop.store(true, Ordering::Relaxed);
     let (count, min, max): (i64, Option<i64>, Option<i64>) =
         sqlx::query_as("SELECT count(*), min(seq), max(seq) FROM change_log WHERE org_id = $1")
             .bind(user.org_id)

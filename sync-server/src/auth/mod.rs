@@ -2,6 +2,7 @@
 //! hashes ([`password`]), JWT access tokens ([`jwt`]) and rotating refresh tokens
 //! ([`refresh`]).
 
+pub mod bearer;
 pub mod jwt;
 pub mod password;
 pub mod refresh;

@@ -1,17 +1,25 @@
 //! The documents touched by one push: loaded and locked once, changed in memory per mutation,
 //! stored and materialized once at the end of the transaction.
+//!
+//! Each mutation is judged on its own, in order: the user's relation to the document (or, for
+//! a new document, their org role), then the change is applied to a copy, the merged record is
+//! validated, and the fields the change touches are checked against the collection's write
+//! rules for that relation. Only a change that passes everything replaces the working copy.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 
 use automerge::{Automerge, Change, ReadDoc};
 use chrono::{DateTime, Utc};
-use syncline_protocol::record::{Record, read_record};
+use syncline_protocol::record::{FieldValue, Record, read_record};
+use syncline_protocol::rules::{self, Relation};
 use syncline_protocol::schema::{self, CollectionSchema};
 use syncline_protocol::{ErrorCode, Mutation};
 use uuid::Uuid;
 
+use super::dependencies;
 use super::{MAX_CHANGE_BYTES, Pusher};
+use crate::authz::OrgAcl;
 use crate::store::Tx;
 use crate::store::documents::{self, DocumentLookup};
 use crate::store::materialize::{self, ServerFields};
@@ -23,24 +31,33 @@ pub struct Refusal {
     pub message: String,
 }
 
-fn refuse(code: ErrorCode, message: impl Into<String>) -> Refusal {
+pub(super) fn refuse(code: ErrorCode, message: impl Into<String>) -> Refusal {
     Refusal {
         code,
         message: message.into(),
     }
 }
 
+fn not_accessible() -> Refusal {
+    refuse(ErrorCode::Forbidden, "document not found or not accessible")
+}
+
 enum Slot {
-    /// A document of the pusher's org, existing or reserved for creation.
+    /// A document the pusher may at least read, existing or reserved for creation.
     Own(Box<WorkingDoc>),
-    /// Belongs to another org.
-    Foreign,
+    /// Another org's, or one the pusher may not read: refused without revealing which.
+    Inaccessible {
+        /// Reserved by this transaction (the pusher may not create it): released at the end.
+        reserved: bool,
+    },
 }
 
 struct WorkingDoc {
     schema: &'static CollectionSchema,
     doc: Automerge,
+    /// The current valid record (`None` for a document being created).
     record: Option<Record>,
+    relation: Relation,
     created_by: Uuid,
     created_at: DateTime<Utc>,
     /// Reserved by this transaction: no stored state yet.
@@ -59,6 +76,7 @@ impl WorkingDocs {
         &mut self,
         tx: &mut Tx<'_>,
         pusher: Pusher,
+        acl: &OrgAcl,
         m: &Mutation,
     ) -> Result<Result<(), Refusal>, sqlx::Error> {
         let Some(schema) = schema::collection(&m.collection) else {
@@ -84,34 +102,79 @@ impl WorkingDocs {
         };
         let slot = match self.docs.entry(m.doc_id) {
             Entry::Occupied(slot) => slot.into_mut(),
-            Entry::Vacant(vacant) => vacant.insert(load(tx, pusher, m.doc_id, schema).await?),
+            Entry::Vacant(vacant) => vacant.insert(load(tx, pusher, acl, m.doc_id, schema).await?),
         };
         let Slot::Own(working) = slot else {
-            return Ok(Err(refuse(
-                ErrorCode::Forbidden,
-                "document not found or not accessible",
-            )));
+            return Ok(Err(not_accessible()));
         };
-        Ok(working.apply(schema, change))
+        let (merged, record, touched) = match working.check(pusher.user_id, schema, change) {
+            Ok(checked) => checked,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
+        if touched.contains("depends_on") && !record.contains_key("deleted_at") {
+            let deps = match record.get("depends_on") {
+                Some(FieldValue::RefList(deps)) => deps.clone(),
+                _ => Vec::new(),
+            };
+            let overrides = self.pending_dependencies(m.doc_id);
+            if dependencies::creates_cycle(tx, pusher.org_id, m.doc_id, &deps, &overrides).await? {
+                return Ok(Err(refuse(
+                    ErrorCode::DependencyCycle,
+                    "depends_on: the dependency would create a cycle",
+                )));
+            }
+        }
+        if let Some(Slot::Own(working)) = self.docs.get_mut(&m.doc_id) {
+            working.doc = merged;
+            working.record = Some(record);
+            working.dirty = true;
+        }
+        Ok(Ok(()))
+    }
+
+    /// `depends_on` of tasks changed earlier in this transaction (not yet materialized).
+    fn pending_dependencies(&self, except: Uuid) -> HashMap<Uuid, Vec<Uuid>> {
+        self.docs
+            .iter()
+            .filter(|(id, _)| **id != except)
+            .filter_map(|(id, slot)| match slot {
+                Slot::Own(w) if w.dirty => {
+                    let record = w.record.as_ref()?;
+                    let deps = match (record.get("deleted_at"), record.get("depends_on")) {
+                        (None, Some(FieldValue::RefList(deps))) => deps.clone(),
+                        _ => Vec::new(),
+                    };
+                    Some((*id, deps))
+                }
+                _ => None,
+            })
+            .collect()
     }
 
     /// Stores every changed document, materializes its row, and drops unused reservations.
     pub async fn store(&self, tx: &mut Tx<'_>, org_id: Uuid) -> Result<(), sqlx::Error> {
         let now = Utc::now();
         for (doc_id, slot) in &self.docs {
-            let Slot::Own(w) = slot else { continue };
-            if w.dirty {
-                documents::store_state(tx, org_id, *doc_id, &w.doc.save()).await?;
-                if let Some(record) = &w.record {
-                    let server = ServerFields {
-                        created_by: w.created_by,
-                        created_at: w.created_at,
-                        updated_at: now,
-                    };
-                    materialize::upsert_row(tx, w.schema, org_id, *doc_id, record, &server).await?;
+            match slot {
+                Slot::Own(w) if w.dirty => {
+                    documents::store_state(tx, org_id, *doc_id, &w.doc.save()).await?;
+                    if let Some(record) = &w.record {
+                        let server = ServerFields {
+                            created_by: w.created_by,
+                            created_at: w.created_at,
+                            updated_at: now,
+                        };
+                        materialize::upsert_row(tx, w.schema, org_id, *doc_id, record, &server)
+                            .await?;
+                    }
                 }
-            } else if w.reserved {
-                documents::release_reservation(tx, org_id, *doc_id).await?;
+                Slot::Own(w) if w.reserved => {
+                    documents::release_reservation(tx, org_id, *doc_id).await?
+                }
+                Slot::Inaccessible { reserved: true } => {
+                    documents::release_reservation(tx, org_id, *doc_id).await?;
+                }
+                _ => {}
             }
         }
         Ok(())
@@ -121,23 +184,41 @@ impl WorkingDocs {
 async fn load(
     tx: &mut Tx<'_>,
     pusher: Pusher,
+    acl: &OrgAcl,
     doc_id: Uuid,
     schema: &'static CollectionSchema,
 ) -> Result<Slot, sqlx::Error> {
     let lookup =
         documents::lock_or_reserve(tx, pusher.org_id, doc_id, schema.name, pusher.user_id).await?;
     Ok(match lookup {
-        DocumentLookup::OtherOrg => Slot::Foreign,
-        DocumentLookup::Reserved { created_at } => Slot::Own(Box::new(WorkingDoc {
-            schema,
-            doc: Automerge::new(),
-            record: None,
-            created_by: pusher.user_id,
-            created_at,
-            reserved: true,
-            dirty: false,
-        })),
+        DocumentLookup::OtherOrg => Slot::Inaccessible { reserved: false },
+        DocumentLookup::Reserved { created_at } => {
+            let may_create = acl
+                .role(pusher.user_id)
+                .is_some_and(|role| role >= rules::create_role(schema));
+            if !may_create {
+                return Ok(Slot::Inaccessible { reserved: true });
+            }
+            Slot::Own(Box::new(WorkingDoc {
+                schema,
+                doc: Automerge::new(),
+                record: None,
+                // The creator owns what they create.
+                relation: Relation::Owner,
+                created_by: pusher.user_id,
+                created_at,
+                reserved: true,
+                dirty: false,
+            }))
+        }
         DocumentLookup::Found(found) => {
+            let Some(mut relation) = acl.relation(pusher.user_id, doc_id) else {
+                return Ok(Slot::Inaccessible { reserved: false });
+            };
+            // The creator owns what they created (while they can still read it).
+            if found.created_by == pusher.user_id {
+                relation = Relation::Owner;
+            }
             let doc = if found.state.is_empty() {
                 Automerge::new()
             } else {
@@ -149,10 +230,12 @@ async fn load(
             };
             // A stored document of another collection is refused per mutation (collection check).
             let schema = schema::collection(&found.collection).unwrap_or(schema);
+            let record = read_record(&doc, schema).ok();
             Slot::Own(Box::new(WorkingDoc {
                 schema,
                 doc,
-                record: None,
+                record,
+                relation,
                 created_by: found.created_by,
                 created_at: found.created_at,
                 reserved: false,
@@ -162,8 +245,16 @@ async fn load(
     })
 }
 
+/// A change that passed every check, with the merged document, its record and touched fields.
+type Checked = (Automerge, Record, std::collections::BTreeSet<String>);
+
 impl WorkingDoc {
-    fn apply(&mut self, schema: &'static CollectionSchema, change: Change) -> Result<(), Refusal> {
+    fn check(
+        &self,
+        user_id: Uuid,
+        schema: &'static CollectionSchema,
+        change: Change,
+    ) -> Result<Checked, Refusal> {
         if self.schema.name != schema.name {
             return Err(refuse(
                 ErrorCode::CollectionMismatch,
@@ -183,7 +274,7 @@ impl WorkingDoc {
             ));
         }
         let mut merged = self.doc.clone();
-        merged.apply_changes([change]).map_err(|e| {
+        merged.apply_changes([change.clone()]).map_err(|e| {
             refuse(
                 ErrorCode::InvalidChange,
                 format!("change does not apply: {e}"),
@@ -191,9 +282,17 @@ impl WorkingDoc {
         })?;
         let record = read_record(&merged, self.schema)
             .map_err(|e| refuse(e.code, format!("{}: {}", e.field, e.message)))?;
-        self.doc = merged;
-        self.record = Some(record);
-        self.dirty = true;
-        Ok(())
+        let touched =
+            rules::touched_fields(&change, &merged).map_err(|e| refuse(e.code, e.message))?;
+        rules::authorize_write(
+            self.schema,
+            user_id,
+            Some(self.relation),
+            self.record.as_ref(),
+            &record,
+            &touched,
+        )
+        .map_err(|e| refuse(e.code, format!("{}: {}", e.field, e.message)))?;
+        Ok((merged, record, touched))
     }
 }

@@ -12,6 +12,7 @@
 //! appended to the log and the client's progress advances. Only after commit are the `Ack`s sent
 //! and the batch published to the org's connections.
 
+mod dependencies;
 mod document;
 
 use std::collections::HashMap;
@@ -88,6 +89,7 @@ async fn try_apply(
     pusher: Pusher,
     mutations: &[Mutation],
 ) -> Result<PushOutcome, sqlx::Error> {
+    let acl = state.acl.get(&state.db, pusher.org_id).await?;
     let mut tx = state.db.begin().await?;
     let mut progress_seq = progress::lock(&mut tx, pusher.org_id, pusher.client_id).await?;
     let start_progress = progress_seq;
@@ -110,7 +112,7 @@ async fn try_apply(
             }
         } else {
             progress_seq = m.mid.seq;
-            let answer = match docs.merge(&mut tx, pusher, m).await? {
+            let answer = match docs.merge(&mut tx, pusher, &acl, m).await? {
                 Ok(()) => {
                     accepted.push(CommittedChange {
                         seq: 0,

@@ -73,7 +73,8 @@ pub async fn append(
     Ok(())
 }
 
-/// Which changes a read of the log returns.
+/// Which changes a read of the log returns. Authorization entries (collection `_acl`) are
+/// always included: they decide what a reader may see from then on.
 #[derive(Debug, Clone)]
 pub enum LogFilter<'a> {
     All,
@@ -102,12 +103,12 @@ pub async fn read_range(
     }
     let query = match filter {
         LogFilter::All => sqlx::query_as::<_, Row>(log_query!(" ORDER BY seq LIMIT $4")),
-        LogFilter::Collection(_) => {
-            sqlx::query_as(log_query!(" AND collection = $5 ORDER BY seq LIMIT $4"))
-        }
-        LogFilter::Document(_) => {
-            sqlx::query_as(log_query!(" AND doc_id = $5 ORDER BY seq LIMIT $4"))
-        }
+        LogFilter::Collection(_) => sqlx::query_as(log_query!(
+            " AND (collection = $5 OR collection = '_acl') ORDER BY seq LIMIT $4"
+        )),
+        LogFilter::Document(_) => sqlx::query_as(log_query!(
+            " AND (doc_id = $5 OR collection = '_acl') ORDER BY seq LIMIT $4"
+        )),
     };
     let query = query
         .bind(org_id)

@@ -5,6 +5,7 @@
 //! - [`session`]: the connection loop (client frames, live changes, token expiry).
 //! - [`subscriptions`]: snapshots, catch-up from a cursor, and live filtering.
 
+mod delivery;
 mod handshake;
 mod session;
 mod subscriptions;

@@ -13,8 +13,9 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
 use tracing::Instrument;
 
+use super::delivery::Delivery;
 use super::handshake::{self, Identity, truncate};
-use super::subscriptions::Subscriptions;
+use super::subscriptions;
 use crate::AppState;
 use crate::error::ServerError;
 use crate::hub::CommittedBatch;
@@ -103,7 +104,7 @@ struct Connection<'a> {
     socket: &'a mut WebSocket,
     state: &'a AppState,
     identity: Identity,
-    subs: Subscriptions,
+    delivery: Delivery,
     /// Every change with seq <= live_pos has been considered for delivery.
     live_pos: u64,
     expires_at: Instant,
@@ -121,7 +122,7 @@ async fn serve(socket: &mut WebSocket, state: &AppState, identity: Identity) -> 
         socket,
         state,
         identity,
-        subs: Subscriptions::default(),
+        delivery: Delivery::new(identity.session.user_id, org_id),
         live_pos,
         expires_at: expiry_instant(identity.session.expires_at),
     };
@@ -189,16 +190,19 @@ impl Connection<'_> {
                 scope,
                 cursor,
             } => {
-                let ctx = super::subscriptions::Context {
-                    socket: self.socket,
-                    state: self.state,
-                    org_id: self.identity.session.org_id,
-                    live_pos: self.live_pos,
-                };
-                self.subs.subscribe(ctx, sub_id, scope, cursor).await
+                subscriptions::subscribe(
+                    &mut self.delivery,
+                    self.socket,
+                    self.state,
+                    self.live_pos,
+                    sub_id,
+                    scope,
+                    cursor,
+                )
+                .await
             }
             ClientMessage::Unsubscribe { sub_id } => {
-                self.subs.unsubscribe(sub_id);
+                self.delivery.subs.unsubscribe(sub_id);
                 Ok(())
             }
             ClientMessage::Push { mutations } => self.push(&mutations).await,
@@ -281,9 +285,9 @@ impl Connection<'_> {
             self.read_log_until(batch.first_seq - 1).await?;
         }
         for change in batch.changes.iter().filter(|c| c.seq > self.live_pos) {
-            if self.subs.matches(change) {
-                send(self.socket, &merge::change_message(change)).await?;
-            }
+            self.delivery
+                .forward(self.socket, self.state, change)
+                .await?;
         }
         self.live_pos = batch.last_seq;
         Ok(())
@@ -317,9 +321,9 @@ impl Connection<'_> {
                 ));
             };
             for change in &page {
-                if self.subs.matches(change) {
-                    send(self.socket, &merge::change_message(change)).await?;
-                }
+                self.delivery
+                    .forward(self.socket, self.state, change)
+                    .await?;
             }
             self.live_pos = last;
         }

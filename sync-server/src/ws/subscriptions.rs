@@ -1,10 +1,11 @@
 //! Subscriptions of one connection: what they cover, and how a new one is brought up to date.
 //!
-//! A subscription without cursor first receives the compacted documents of its scope, read in
+//! A subscription without cursor first receives the readable documents of its scope, read in
 //! one REPEATABLE READ snapshot together with the org's committed seq `S`, so the documents
 //! contain exactly the changes up to `S`. Then (or directly, with a cursor `C`) it receives every
-//! change of its scope from the log up to the connection's live position, and `Synced` with the
-//! cursor the client stores. Live changes after that are forwarded by the session loop.
+//! change of its scope from the log up to the connection's live position (authorization entries
+//! included, see [`super::delivery`]), and `Synced` with the cursor the client stores. Live
+//! changes after that are forwarded by the session loop.
 
 use std::collections::HashMap;
 
@@ -15,10 +16,9 @@ use syncline_protocol::schema;
 use syncline_protocol::{DocSnapshot, ErrorCode, Scope, ServerMessage};
 use uuid::Uuid;
 
+use super::delivery::Delivery;
 use super::session::{Stop, send};
 use crate::AppState;
-use crate::hub::CommittedChange;
-use crate::merge;
 use crate::store::change_log::{self, LogFilter};
 use crate::store::documents::SnapshotRow;
 use crate::store::seq_from_db;
@@ -28,89 +28,93 @@ const SNAPSHOT_CHUNK_BYTES: usize = 1 << 20;
 /// Log pages read at once during catch-up.
 const CATCH_UP_PAGE: i64 = 1000;
 
-/// What a subscription needs from its connection while it starts.
-pub struct Context<'a> {
-    pub socket: &'a mut WebSocket,
-    pub state: &'a AppState,
-    pub org_id: Uuid,
-    /// The connection's live position: later changes reach the subscription live.
-    pub live_pos: u64,
-}
-
 #[derive(Debug, Default)]
 pub struct Subscriptions {
-    scopes: HashMap<u32, Scope>,
+    pub(super) scopes: HashMap<u32, Scope>,
 }
 
 impl Subscriptions {
-    /// Whether any subscription covers the change.
-    pub fn matches(&self, change: &CommittedChange) -> bool {
-        self.scopes.values().any(|scope| covers(scope, change))
+    /// Whether any subscription covers a document of `collection`.
+    pub fn covers(&self, collection: &str, doc_id: Uuid) -> bool {
+        self.covering(collection, doc_id).is_some()
+    }
+
+    /// A subscription covering the document, if any.
+    pub fn covering(&self, collection: &str, doc_id: Uuid) -> Option<u32> {
+        self.scopes.iter().find_map(|(sub_id, scope)| {
+            let covers = match scope {
+                Scope::Collection { collection: c } => c == collection,
+                Scope::Document { doc_id: d } => *d == doc_id,
+            };
+            covers.then_some(*sub_id)
+        })
+    }
+
+    /// Collections subscribed as a whole.
+    pub fn collections(&self) -> impl Iterator<Item = &str> {
+        self.scopes.values().filter_map(|s| match s {
+            Scope::Collection { collection } => Some(collection.as_str()),
+            Scope::Document { .. } => None,
+        })
     }
 
     pub fn unsubscribe(&mut self, sub_id: u32) {
         self.scopes.remove(&sub_id);
     }
+}
 
-    /// Validates the scope, sends its snapshot and/or catch-up, then `Synced`.
-    pub async fn subscribe(
-        &mut self,
-        ctx: Context<'_>,
-        sub_id: u32,
-        scope: Scope,
-        cursor: Option<u64>,
-    ) -> Result<(), Stop> {
-        if let Some((code, message)) = check_scope(ctx.state, ctx.org_id, &scope).await? {
-            return send(ctx.socket, &ServerMessage::Error { code, message }).await;
-        }
-        let from = match cursor {
-            Some(c) => c,
-            None => send_snapshot(ctx.socket, ctx.state, ctx.org_id, sub_id, &scope).await?,
-        };
-        let filter = match &scope {
-            Scope::Collection { collection } => LogFilter::Collection(collection),
-            Scope::Document { doc_id } => LogFilter::Document(*doc_id),
-        };
-        let mut after = from;
-        while after < ctx.live_pos {
-            let page = change_log::read_range(
-                &ctx.state.db,
-                ctx.org_id,
-                after,
-                ctx.live_pos,
-                &filter,
-                CATCH_UP_PAGE,
-            )
-            .await?;
-            let Some(last) = page.last().map(|c| c.seq) else {
-                break;
-            };
-            for change in &page {
-                send(ctx.socket, &merge::change_message(change)).await?;
-            }
-            after = last;
-        }
-        let synced = from.max(ctx.live_pos);
-        self.scopes.insert(sub_id, scope);
-        send(
-            ctx.socket,
-            &ServerMessage::Synced {
-                sub_id,
-                cursor: synced,
-            },
+/// Validates the scope, sends its snapshot and/or catch-up, then `Synced`.
+pub async fn subscribe(
+    delivery: &mut Delivery,
+    socket: &mut WebSocket,
+    state: &AppState,
+    live_pos: u64,
+    sub_id: u32,
+    scope: Scope,
+    cursor: Option<u64>,
+) -> Result<(), Stop> {
+    if let Some((code, message)) = check_scope(state, delivery.org_id, &scope).await? {
+        return send(socket, &ServerMessage::Error { code, message }).await;
+    }
+    delivery.subs.scopes.insert(sub_id, scope.clone());
+    let from = match cursor {
+        Some(c) => c,
+        None => send_snapshot(delivery, socket, state, sub_id, &scope).await?,
+    };
+    let filter = match &scope {
+        Scope::Collection { collection } => LogFilter::Collection(collection),
+        Scope::Document { doc_id } => LogFilter::Document(*doc_id),
+    };
+    let mut after = from;
+    while after < live_pos {
+        let page = change_log::read_range(
+            &state.db,
+            delivery.org_id,
+            after,
+            live_pos,
+            &filter,
+            CATCH_UP_PAGE,
         )
-        .await
+        .await?;
+        let Some(last) = page.last().map(|c| c.seq) else {
+            break;
+        };
+        for change in &page {
+            delivery.forward(socket, state, change).await?;
+        }
+        after = last;
     }
+    send(
+        socket,
+        &ServerMessage::Synced {
+            sub_id,
+            cursor: from.max(live_pos),
+        },
+    )
+    .await
 }
 
-fn covers(scope: &Scope, change: &CommittedChange) -> bool {
-    match scope {
-        Scope::Collection { collection } => *collection == change.collection,
-        Scope::Document { doc_id } => *doc_id == change.doc_id,
-    }
-}
-
-/// Refuses unknown collections and documents of another org.
+/// Refuses unknown collections and documents of another org or that the user may not read.
 async fn check_scope(
     state: &AppState,
     org_id: Uuid,
@@ -142,21 +146,22 @@ async fn check_scope(
     }
 }
 
-/// Sends the scope's documents as of one consistent snapshot; returns that snapshot's seq.
+/// Sends the scope's readable documents as of one consistent snapshot; returns its seq.
 async fn send_snapshot(
+    delivery: &mut Delivery,
     socket: &mut WebSocket,
     state: &AppState,
-    org_id: Uuid,
     sub_id: u32,
     scope: &Scope,
 ) -> Result<u64, Stop> {
+    let acl = state.acl.get(&state.db, delivery.org_id).await?;
     let mut tx = state.db.begin().await?;
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         .execute(&mut *tx)
         .await?;
     let seq: Option<(i64,)> =
         sqlx::query_as("SELECT last_seq FROM org_change_seq WHERE org_id = $1")
-            .bind(org_id)
+            .bind(delivery.org_id)
             .fetch_optional(&mut *tx)
             .await?;
     let seq = seq.map_or(0, |(s,)| seq_from_db(s));
@@ -164,18 +169,22 @@ async fn send_snapshot(
         Scope::Collection { collection } => sqlx::query_as::<_, SnapshotRow>(
             "SELECT id, collection, state FROM documents WHERE org_id = $1 AND collection = $2",
         )
-        .bind(org_id)
+        .bind(delivery.org_id)
         .bind(collection.as_str()),
         Scope::Document { doc_id } => sqlx::query_as::<_, SnapshotRow>(
             "SELECT id, collection, state FROM documents WHERE org_id = $1 AND id = $2::uuid",
         )
-        .bind(org_id)
+        .bind(delivery.org_id)
         .bind(doc_id.to_string()),
     };
     let mut rows = rows.fetch(&mut *tx);
     let mut chunk = Vec::new();
     let mut chunk_bytes = 0;
     while let Some(row) = rows.try_next().await? {
+        if !acl.can_read(delivery.user_id, row.id) {
+            continue;
+        }
+        delivery.note_delivered(row.id);
         chunk_bytes += row.state.len();
         chunk.push(DocSnapshot {
             doc_id: row.id,

@@ -1,0 +1,103 @@
+//! Per-org cache of the authorization model, loaded on first use and dropped whenever a role,
+//! team membership or tuple of the org changes (every such change goes through
+//! [`crate::authz::changes`], which invalidates after commit).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use sqlx::PgPool;
+use syncline_protocol::rules::{OrgRole, Relation};
+use uuid::Uuid;
+
+use super::model::{OrgAcl, Subject};
+
+#[derive(Default)]
+struct Entries {
+    acls: HashMap<Uuid, Arc<OrgAcl>>,
+    /// Bumped by every invalidation, so a load that raced with a change is not cached.
+    generations: HashMap<Uuid, u64>,
+}
+
+#[derive(Clone, Default)]
+pub struct AclCache {
+    entries: Arc<Mutex<Entries>>,
+}
+
+impl std::fmt::Debug for AclCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AclCache").finish_non_exhaustive()
+    }
+}
+
+impl AclCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The org's model, from the cache or freshly loaded.
+    pub async fn get(&self, db: &PgPool, org_id: Uuid) -> Result<Arc<OrgAcl>, sqlx::Error> {
+        let generation = {
+            let entries = self.lock();
+            if let Some(acl) = entries.acls.get(&org_id) {
+                return Ok(acl.clone());
+            }
+            entries.generations.get(&org_id).copied().unwrap_or(0)
+        };
+        let acl = Arc::new(load(db, org_id).await?);
+        let mut entries = self.lock();
+        if entries.generations.get(&org_id).copied().unwrap_or(0) == generation {
+            entries.acls.insert(org_id, acl.clone());
+        }
+        Ok(acl)
+    }
+
+    /// Forgets the org's model; the next `get` reloads it.
+    pub fn invalidate(&self, org_id: Uuid) {
+        let mut entries = self.lock();
+        entries.acls.remove(&org_id);
+        *entries.generations.entry(org_id).or_insert(0) += 1;
+    }
+}
+
+async fn load(db: &PgPool, org_id: Uuid) -> Result<OrgAcl, sqlx::Error> {
+    let mut acl = OrgAcl::default();
+    let roles: Vec<(Uuid, String)> =
+        sqlx::query_as("SELECT user_id, role FROM org_members WHERE org_id = $1")
+            .bind(org_id)
+            .fetch_all(db)
+            .await?;
+    for (user, role) in roles {
+        if let Ok(role) = role.parse::<OrgRole>() {
+            acl.roles.insert(user, role);
+        }
+    }
+    let teams: Vec<(Uuid, Uuid)> =
+        sqlx::query_as("SELECT user_id, team_id FROM team_members WHERE org_id = $1")
+            .bind(org_id)
+            .fetch_all(db)
+            .await?;
+    for (user, team) in teams {
+        acl.teams_of.entry(user).or_default().insert(team);
+    }
+    let tuples: Vec<(Uuid, String, String, Uuid)> = sqlx::query_as(
+        "SELECT object_id, relation, subject_type, subject_id FROM relation_tuples WHERE org_id = $1",
+    )
+    .bind(org_id)
+    .fetch_all(db)
+    .await?;
+    for (object, relation, subject_type, subject_id) in tuples {
+        let Ok(relation) = relation.parse::<Relation>() else {
+            continue;
+        };
+        let subject = if subject_type == "team" {
+            Subject::Team(subject_id)
+        } else {
+            Subject::User(subject_id)
+        };
+        acl.tuples
+            .entry(object)
+            .or_default()
+            .push((relation, subject));
+    }
+    Ok(acl)
+}

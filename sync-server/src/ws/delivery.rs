@@ -1,0 +1,179 @@
+//! What a connection sends of the org's committed changes: only changes of documents the user
+//! may read and its subscriptions cover, and, for authorization changes that concern the user,
+//! `Evict` for documents they lost and a snapshot of documents they gained.
+//!
+//! The connection remembers which documents it sent. Authorization entries are part of the
+//! change log (collection `_acl`), so a client resuming from a cursor after being offline still
+//! sees every change of access that happened meanwhile, in order.
+
+use std::collections::HashSet;
+
+use axum::extract::ws::WebSocket;
+use serde_bytes::ByteBuf;
+use syncline_protocol::{CloseCode, DocSnapshot, ServerMessage};
+use uuid::Uuid;
+
+use super::session::{Stop, send};
+use super::subscriptions::Subscriptions;
+use crate::AppState;
+use crate::authz::changes::{ACL_COLLECTION, AclChange, SubjectRef};
+use crate::hub::CommittedChange;
+use crate::merge;
+
+#[derive(Debug)]
+pub struct Delivery {
+    pub subs: Subscriptions,
+    pub user_id: Uuid,
+    pub org_id: Uuid,
+    /// Documents sent to the client on this connection.
+    delivered: HashSet<Uuid>,
+}
+
+impl Delivery {
+    pub fn new(user_id: Uuid, org_id: Uuid) -> Self {
+        Self {
+            subs: Subscriptions::default(),
+            user_id,
+            org_id,
+            delivered: HashSet::new(),
+        }
+    }
+
+    pub fn note_delivered(&mut self, doc_id: Uuid) {
+        self.delivered.insert(doc_id);
+    }
+
+    /// Sends one committed change if the user may read it and a subscription covers it.
+    pub async fn forward(
+        &mut self,
+        socket: &mut WebSocket,
+        state: &AppState,
+        change: &CommittedChange,
+    ) -> Result<(), Stop> {
+        if change.collection == ACL_COLLECTION {
+            return self.on_acl_change(socket, state, change).await;
+        }
+        if !self.subs.covers(&change.collection, change.doc_id) {
+            return Ok(());
+        }
+        let acl = state.acl.get(&state.db, self.org_id).await?;
+        if !acl.can_read(self.user_id, change.doc_id) {
+            return Ok(());
+        }
+        self.delivered.insert(change.doc_id);
+        send(socket, &merge::change_message(change)).await
+    }
+
+    async fn on_acl_change(
+        &mut self,
+        socket: &mut WebSocket,
+        state: &AppState,
+        entry: &CommittedChange,
+    ) -> Result<(), Stop> {
+        let Ok(change) = serde_json::from_slice::<AclChange>(&entry.payload) else {
+            tracing::error!(
+                seq = entry.seq,
+                "undecodable authorization entry in the change log"
+            );
+            return Ok(());
+        };
+        let acl = state.acl.get(&state.db, self.org_id).await?;
+        let me = self.user_id;
+        let concerns_me = match &change {
+            AclChange::Grant { subject, .. } | AclChange::Revoke { subject, .. } => match subject {
+                SubjectRef::User(u) => *u == me,
+                SubjectRef::Team(t) => acl.teams_of.get(&me).is_some_and(|ts| ts.contains(t)),
+            },
+            AclChange::TeamMemberAdded { user_id, .. }
+            | AclChange::TeamMemberRemoved { user_id, .. }
+            | AclChange::MemberAdded { user_id, .. }
+            | AclChange::MemberRoleChanged { user_id, .. }
+            | AclChange::MemberRemoved { user_id } => *user_id == me,
+        };
+        if !concerns_me {
+            return Ok(());
+        }
+        // Documents whose readability this change may have flipped for me.
+        let candidates: Vec<Uuid> = match &change {
+            AclChange::Grant { object_id, .. } | AclChange::Revoke { object_id, .. } => {
+                vec![*object_id]
+            }
+            AclChange::TeamMemberAdded { team_id, .. }
+            | AclChange::TeamMemberRemoved { team_id, .. } => sqlx::query_as::<_, (Uuid,)>(
+                "SELECT DISTINCT object_id FROM relation_tuples \
+                     WHERE org_id = $1 AND subject_type = 'team' AND subject_id = $2",
+            )
+            .bind(self.org_id)
+            .bind(team_id)
+            .fetch_all(&state.db)
+            .await?
+            .into_iter()
+            .map(|(id,)| id)
+            .collect(),
+            _ => {
+                let collections: Vec<String> = self.subs.collections().map(str::to_owned).collect();
+                sqlx::query_as::<_, (Uuid,)>(
+                    "SELECT id FROM documents WHERE org_id = $1 AND collection = ANY($2)",
+                )
+                .bind(self.org_id)
+                .bind(&collections)
+                .fetch_all(&state.db)
+                .await?
+                .into_iter()
+                .map(|(id,)| id)
+                .chain(self.delivered.iter().copied())
+                .collect()
+            }
+        };
+        let mut gained = Vec::new();
+        for doc_id in candidates {
+            if acl.can_read(me, doc_id) {
+                if !self.delivered.contains(&doc_id) {
+                    gained.push(doc_id);
+                }
+            } else {
+                self.delivered.remove(&doc_id);
+                send(socket, &ServerMessage::Evict { doc_id }).await?;
+            }
+        }
+        if acl.role(me).is_none() {
+            return Err(Stop::Close(
+                CloseCode::Unauthenticated,
+                "no longer a member of this organization".into(),
+            ));
+        }
+        self.send_gained(socket, state, &gained).await
+    }
+
+    /// Sends the current state of documents the user can now read, per covering subscription.
+    async fn send_gained(
+        &mut self,
+        socket: &mut WebSocket,
+        state: &AppState,
+        docs: &[Uuid],
+    ) -> Result<(), Stop> {
+        if docs.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<(Uuid, String, Vec<u8>)> = sqlx::query_as(
+            "SELECT id, collection, state FROM documents WHERE org_id = $1 AND id = ANY($2) AND state <> '\\x'::bytea",
+        )
+        .bind(self.org_id)
+        .bind(docs)
+        .fetch_all(&state.db)
+        .await?;
+        for (doc_id, collection, doc_state) in rows {
+            let Some(sub_id) = self.subs.covering(&collection, doc_id) else {
+                continue;
+            };
+            self.delivered.insert(doc_id);
+            let docs = vec![DocSnapshot {
+                doc_id,
+                collection,
+                state: ByteBuf::from(doc_state),
+            }];
+            send(socket, &ServerMessage::Snapshot { sub_id, docs }).await?;
+        }
+        Ok(())
+    }
+}
