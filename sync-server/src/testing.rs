@@ -96,6 +96,8 @@ pub struct TestUser {
 /// A running server on `127.0.0.1:<random port>` with its own database.
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// A pool of the database owner, for assertions across orgs (the server's own pool is
+    /// `state.db`, subject to row-level security).
     pub db: PgPool,
     pub state: AppState,
     pub database_url: String,
@@ -123,6 +125,13 @@ impl TestServer {
         let pool = db::connect_and_migrate(&database_url, 16)
             .await
             .expect("connect and migrate");
+        // Tests assert on every org's rows, so they read as the owner (RLS does not apply);
+        // the server itself uses `pool`, whose connections act as `syncline_app`.
+        let owner = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(4)
+            .connect(&database_url)
+            .await
+            .expect("connect as owner");
         let keys = AuthKeys::new(
             TEST_JWT_SECRET,
             Duration::from_secs(900),
@@ -143,7 +152,7 @@ impl TestServer {
         });
         Self {
             addr,
-            db: pool,
+            db: owner,
             state,
             database_url,
             shutdown: Some(tx),

@@ -113,8 +113,7 @@ pub async fn rotate(db: &PgPool, presented: &str, ttl: Duration) -> Result<Rotat
                 rt.rotated_at IS NOT NULL AS rotated, \
                 rt.revoked_at IS NOT NULL AS revoked, \
                 rt.expires_at <= now() AS expired, \
-                EXISTS (SELECT 1 FROM org_members m \
-                        WHERE m.org_id = rt.org_id AND m.user_id = rt.user_id) AS member \
+                syncline_is_member(rt.org_id, rt.user_id) AS member \
          FROM refresh_tokens rt WHERE rt.token_hash = $1 FOR UPDATE OF rt",
     )
     .bind(digest(presented))

@@ -321,10 +321,11 @@ async fn login(
     }
 
     let org_id: Option<Uuid> = sqlx::query_scalar(
-        "SELECT org_id FROM org_members WHERE user_id = $1 ORDER BY created_at, org_id LIMIT 1",
+        // Memberships are tenant rows; this lookup crosses orgs (see migration 0004).
+        "SELECT syncline_first_org($1)",
     )
     .bind(user_id)
-    .fetch_optional(&state.db)
+    .fetch_one(&state.db)
     .await?;
     let Some(org_id) = org_id else {
         return Err(ServerError::new(

@@ -61,10 +61,11 @@ impl AclCache {
 
 async fn load(db: &PgPool, org_id: Uuid) -> Result<OrgAcl, sqlx::Error> {
     let mut acl = OrgAcl::default();
+    let mut tx = crate::db::begin_org(db, org_id).await?;
     let roles: Vec<(Uuid, String)> =
         sqlx::query_as("SELECT user_id, role FROM org_members WHERE org_id = $1")
             .bind(org_id)
-            .fetch_all(db)
+            .fetch_all(&mut *tx)
             .await?;
     for (user, role) in roles {
         if let Ok(role) = role.parse::<OrgRole>() {
@@ -74,7 +75,7 @@ async fn load(db: &PgPool, org_id: Uuid) -> Result<OrgAcl, sqlx::Error> {
     let teams: Vec<(Uuid, Uuid)> =
         sqlx::query_as("SELECT user_id, team_id FROM team_members WHERE org_id = $1")
             .bind(org_id)
-            .fetch_all(db)
+            .fetch_all(&mut *tx)
             .await?;
     for (user, team) in teams {
         acl.teams_of.entry(user).or_default().insert(team);
@@ -83,7 +84,7 @@ async fn load(db: &PgPool, org_id: Uuid) -> Result<OrgAcl, sqlx::Error> {
         "SELECT object_id, relation, subject_type, subject_id FROM relation_tuples WHERE org_id = $1",
     )
     .bind(org_id)
-    .fetch_all(db)
+    .fetch_all(&mut *tx)
     .await?;
     for (object, relation, subject_type, subject_id) in tuples {
         let Ok(relation) = relation.parse::<Relation>() else {
@@ -99,5 +100,6 @@ async fn load(db: &PgPool, org_id: Uuid) -> Result<OrgAcl, sqlx::Error> {
             .or_default()
             .push((relation, subject));
     }
+    tx.commit().await?;
     Ok(acl)
 }

@@ -89,7 +89,7 @@ pub async fn apply(
     actor: Uuid,
     change: AclChange,
 ) -> ServerResult<()> {
-    let mut tx = state.db.begin().await?;
+    let mut tx = crate::db::begin_org(&state.db, org_id).await?;
     if !execute(&mut tx, org_id, actor, &change).await? {
         return Ok(());
     }

@@ -96,7 +96,7 @@ async fn list_members(
          WHERE m.org_id = $1 ORDER BY m.created_at",
     )
     .bind(org_id)
-    .fetch_all(&state.db)
+    .fetch_all(&mut *crate::db::begin_org(&state.db, org_id).await?)
     .await?;
     Ok(Json(
         rows.into_iter()
@@ -193,12 +193,14 @@ async fn create_team(
         ));
     }
     let id = Uuid::now_v7();
+    let mut tx = crate::db::begin_org(&state.db, org_id).await?;
     sqlx::query("INSERT INTO teams (org_id, id, name) VALUES ($1, $2, $3)")
         .bind(org_id)
         .bind(id)
         .bind(name)
-        .execute(&state.db)
+        .execute(&mut *tx)
         .await?;
+    tx.commit().await?;
     Ok((StatusCode::CREATED, Json(Created { id })))
 }
 
@@ -256,7 +258,7 @@ async fn team_exists(state: &AppState, org_id: Uuid, team_id: Uuid) -> ServerRes
         sqlx::query_as("SELECT id FROM teams WHERE org_id = $1 AND id = $2")
             .bind(org_id)
             .bind(team_id)
-            .fetch_optional(&state.db)
+            .fetch_optional(&mut *crate::db::begin_org(&state.db, org_id).await?)
             .await?;
     found
         .map(|_| ())
@@ -290,7 +292,7 @@ async fn check_share(
         sqlx::query_as("SELECT collection FROM documents WHERE org_id = $1 AND id = $2")
             .bind(org_id)
             .bind(share.object_id)
-            .fetch_optional(&state.db)
+            .fetch_optional(&mut *crate::db::begin_org(&state.db, org_id).await?)
             .await?;
     match collection {
         Some((c,)) if c == share.object_type => {}
@@ -361,7 +363,7 @@ async fn list_shares(
     )
     .bind(org_id)
     .bind(q.object_id)
-    .fetch_all(&state.db)
+    .fetch_all(&mut *crate::db::begin_org(&state.db, org_id).await?)
     .await?;
     let shares = rows
         .into_iter()
@@ -421,6 +423,7 @@ async fn invite(
     let id = Uuid::now_v7();
     let token = refresh::generate();
     let expires_at = chrono::Utc::now() + INVITATION_TTL;
+    let mut tx = crate::db::begin_org(&state.db, org_id).await?;
     sqlx::query(
         "INSERT INTO invitations (org_id, id, email, role, token_hash, invited_by, expires_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -432,8 +435,9 @@ async fn invite(
     .bind(refresh::digest(&token))
     .bind(bearer.0.user_id)
     .bind(expires_at)
-    .execute(&state.db)
+    .execute(&mut *tx)
     .await?;
+    tx.commit().await?;
     Ok((
         StatusCode::CREATED,
         Json(Invitation {
@@ -472,15 +476,14 @@ async fn accept(
             "invitation not found, expired or already used",
         )
     };
-    let mut tx = state.db.begin().await?;
-    let row: Option<(Uuid, Uuid, String, String)> = sqlx::query_as(
-        "SELECT i.org_id, i.id, i.role, i.email FROM invitations i \
-         WHERE i.token_hash = $1 AND i.accepted_at IS NULL AND i.expires_at > now() FOR UPDATE",
-    )
-    .bind(refresh::digest(&body.token))
-    .fetch_optional(&mut *tx)
-    .await?;
+    // The invitation's org is not known yet: find it through the narrow cross-org lookup.
+    let row: Option<(Uuid, Uuid, String, String)> =
+        sqlx::query_as("SELECT org_id, id, role, email FROM syncline_open_invitation($1)")
+            .bind(refresh::digest(&body.token))
+            .fetch_optional(&state.db)
+            .await?;
     let (org_id, invitation_id, role, email) = row.ok_or_else(invalid)?;
+    let mut tx = crate::db::begin_org(&state.db, org_id).await?;
     let (user_email,): (String,) = sqlx::query_as("SELECT email FROM users WHERE id = $1")
         .bind(user_id)
         .fetch_one(&mut *tx)
@@ -491,12 +494,20 @@ async fn accept(
     let role: OrgRole = role
         .parse()
         .map_err(|_| ServerError::internal("stored invitation role is invalid"))?;
-    sqlx::query("UPDATE invitations SET accepted_at = now(), accepted_by = $3 WHERE org_id = $1 AND id = $2")
-        .bind(org_id)
-        .bind(invitation_id)
-        .bind(user_id)
-        .execute(&mut *tx)
-        .await?;
+    // Claimed atomically: of two concurrent acceptances one updates the row, the other nothing.
+    let claimed = sqlx::query(
+        "UPDATE invitations SET accepted_at = now(), accepted_by = $3 \
+         WHERE org_id = $1 AND id = $2 AND accepted_at IS NULL AND expires_at > now()",
+    )
+    .bind(org_id)
+    .bind(invitation_id)
+    .bind(user_id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if claimed == 0 {
+        return Err(invalid());
+    }
     tx.commit().await?;
     changes::apply(
         &state,

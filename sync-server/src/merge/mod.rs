@@ -90,7 +90,7 @@ async fn try_apply(
     mutations: &[Mutation],
 ) -> Result<PushOutcome, sqlx::Error> {
     let acl = state.acl.get(&state.db, pusher.org_id).await?;
-    let mut tx = state.db.begin().await?;
+    let mut tx = crate::db::begin_org(&state.db, pusher.org_id).await?;
     let mut progress_seq = progress::lock(&mut tx, pusher.org_id, pusher.client_id).await?;
     let start_progress = progress_seq;
     let mut docs = WorkingDocs::default();

@@ -30,11 +30,13 @@ pub async fn allocate(tx: &mut Tx<'_>, org_id: Uuid, count: u64) -> Result<u64, 
 
 /// The highest committed seq of the org (0 before its first change).
 pub async fn current(db: &PgPool, org_id: Uuid) -> Result<u64, sqlx::Error> {
+    let mut tx = crate::db::begin_org(db, org_id).await?;
     let row: Option<(i64,)> =
         sqlx::query_as("SELECT last_seq FROM org_change_seq WHERE org_id = $1")
             .bind(org_id)
-            .fetch_optional(db)
+            .fetch_optional(&mut *tx)
             .await?;
+    tx.commit().await?;
     Ok(row.map_or(0, |(s,)| seq_from_db(s)))
 }
 
@@ -120,7 +122,9 @@ pub async fn read_range(
         LogFilter::Collection(c) => query.bind(*c),
         LogFilter::Document(d) => query.bind(*d),
     };
-    let rows = query.fetch_all(db).await?;
+    let mut tx = crate::db::begin_org(db, org_id).await?;
+    let rows = query.fetch_all(&mut *tx).await?;
+    tx.commit().await?;
     Ok(rows
         .into_iter()
         .map(

@@ -48,6 +48,7 @@ pub async fn lock_or_reserve(
         .fetch_optional(&mut **tx)
         .await?;
         if let Some((owner, collection, state, created_by, created_at)) = row {
+            // Row-level security already hides other orgs' rows; checked again regardless.
             if owner != org_id {
                 return Ok(DocumentLookup::OtherOrg);
             }
@@ -72,7 +73,16 @@ pub async fn lock_or_reserve(
         if let Some((created_at,)) = inserted {
             return Ok(DocumentLookup::Reserved { created_at });
         }
-        // Someone else created it between our SELECT and INSERT: look again (and wait for it).
+        // The id is taken. Row-level security hides other orgs' documents, so ask who owns it;
+        // if it is our org, someone created it between our SELECT and INSERT: look again (the
+        // INSERT above already waited for their commit).
+        let (owner,): (Option<Uuid>,) = sqlx::query_as("SELECT syncline_document_org($1)")
+            .bind(doc_id)
+            .fetch_one(&mut **tx)
+            .await?;
+        if owner.is_some_and(|o| o != org_id) {
+            return Ok(DocumentLookup::OtherOrg);
+        }
     }
 }
 

@@ -22,6 +22,7 @@ pub async fn claim_client(
     client_id: Uuid,
     user_id: Uuid,
 ) -> Result<ClientOwner, sqlx::Error> {
+    let mut tx = crate::db::begin_org(db, org_id).await?;
     sqlx::query(
         "INSERT INTO client_progress (org_id, client_id, user_id) VALUES ($1, $2, $3) \
          ON CONFLICT (org_id, client_id) DO NOTHING",
@@ -29,14 +30,15 @@ pub async fn claim_client(
     .bind(org_id)
     .bind(client_id)
     .bind(user_id)
-    .execute(db)
+    .execute(&mut *tx)
     .await?;
     let (owner,): (Uuid,) =
         sqlx::query_as("SELECT user_id FROM client_progress WHERE org_id = $1 AND client_id = $2")
             .bind(org_id)
             .bind(client_id)
-            .fetch_one(db)
+            .fetch_one(&mut *tx)
             .await?;
+    tx.commit().await?;
     Ok(if owner == user_id {
         ClientOwner::ThisUser
     } else {

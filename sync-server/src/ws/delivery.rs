@@ -105,7 +105,7 @@ impl Delivery {
             )
             .bind(self.org_id)
             .bind(team_id)
-            .fetch_all(&state.db)
+            .fetch_all(&mut *crate::db::begin_org(&state.db, self.org_id).await?)
             .await?
             .into_iter()
             .map(|(id,)| id)
@@ -117,7 +117,7 @@ impl Delivery {
                 )
                 .bind(self.org_id)
                 .bind(&collections)
-                .fetch_all(&state.db)
+                .fetch_all(&mut *crate::db::begin_org(&state.db, self.org_id).await?)
                 .await?
                 .into_iter()
                 .map(|(id,)| id)
@@ -160,7 +160,7 @@ impl Delivery {
         )
         .bind(self.org_id)
         .bind(docs)
-        .fetch_all(&state.db)
+        .fetch_all(&mut *crate::db::begin_org(&state.db, self.org_id).await?)
         .await?;
         for (doc_id, collection, doc_state) in rows {
             let Some(sub_id) = self.subs.covering(&collection, doc_id) else {

@@ -130,13 +130,13 @@ async fn check_scope(
             }))
         }
         Scope::Document { doc_id } => {
-            let owner: Option<(Uuid,)> =
-                sqlx::query_as("SELECT org_id FROM documents WHERE id = $1")
-                    .bind(doc_id)
-                    .fetch_optional(&state.db)
-                    .await?;
+            // Row-level security hides other orgs' documents; this narrow lookup tells them apart.
+            let (owner,): (Option<Uuid>,) = sqlx::query_as("SELECT syncline_document_org($1)")
+                .bind(doc_id)
+                .fetch_one(&state.db)
+                .await?;
             Ok(match owner {
-                Some((org,)) if org != org_id => Some((
+                Some(org) if org != org_id => Some((
                     ErrorCode::Forbidden,
                     "document not found or not accessible".into(),
                 )),
@@ -157,6 +157,11 @@ async fn send_snapshot(
     let acl = state.acl.get(&state.db, delivery.org_id).await?;
     let mut tx = state.db.begin().await?;
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await?;
+    // The org is set after the isolation level, which must come first.
+    sqlx::query("SELECT set_config('app.org_id', $1, true)")
+        .bind(delivery.org_id.to_string())
         .execute(&mut *tx)
         .await?;
     let seq: Option<(i64,)> =
