@@ -338,3 +338,42 @@ async fn two_offline_clients_cannot_build_a_dependency_cycle() {
         same_as_server(&server, c, t2).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_removed_from_the_org_is_evicted_and_disconnected() {
+    let server = TestServer::start().await;
+    let owner = server.register("boss@example.com").await;
+    let member = server.join(&owner, "leaver@example.com", "member").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let o = online(&server, &owner, &dir.path().join("owner.db"));
+    let id = o
+        .create_task(&TaskDraft::new("Roadmap", "todo"))
+        .expect("create");
+    o.wait_synced(WAIT).await.expect("owner synced");
+    let m = online(&server, &member, &dir.path().join("member.db"));
+    has_task(&m, id).await;
+
+    let (status, body) = server
+        .api(
+            Method::DELETE,
+            &format!("/orgs/{}/members/{}", owner.org_id, member.user_id),
+            &owner.access_token,
+            None,
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::NO_CONTENT, "{body}");
+    m.wait_for(WAIT, |c| c.get_task(id).ok().flatten().is_none())
+        .await
+        .expect("evicted");
+    let state = m
+        .wait_until(WAIT, |s| {
+            s.last_error
+                .as_ref()
+                .is_some_and(|e| e.close_code == Some(4001))
+        })
+        .await
+        .expect("closed as no longer a member");
+    assert!(state.last_error.is_some());
+    // The owner's replica keeps the task.
+    assert!(o.get_task(id).expect("get").is_some());
+}
