@@ -8,6 +8,8 @@
 
 use std::collections::BTreeMap;
 
+pub mod harness;
+
 use chrono::DateTime;
 use client_core::Client;
 use sqlx::PgPool;

@@ -2,34 +2,14 @@
 //! whole and its dependents fall with it, revoked shares are evicted from the replica, and two
 //! offline clients cannot build a dependency cycle together.
 
-use std::path::Path;
-use std::time::Duration;
-
-use client_core::native::{NativeClient, SyncConfig};
 use client_core::{SyncEvent, TaskDraft, TaskPatch};
-use conflict_tests::{client_fields, postgres_fields};
+use conflict_tests::harness::{WAIT, has_task, online, same_as_server};
 use reqwest::Method;
-use sync_server::testing::{TestServer, TestUser};
+use sync_server::testing::TestServer;
 use syncline_protocol::ErrorCode;
 use syncline_protocol::record::FieldValue;
-use syncline_protocol::schema::TASKS;
 use tokio::sync::broadcast;
 use uuid::Uuid;
-
-const WAIT: Duration = Duration::from_secs(30);
-
-fn online(server: &TestServer, user: &TestUser, path: &Path) -> NativeClient {
-    let mut config = SyncConfig::new(server.ws_url(), user.access_token.clone());
-    config.min_backoff = Duration::from_millis(20);
-    config.max_backoff = Duration::from_millis(500);
-    NativeClient::open(path, config).expect("open replica")
-}
-
-async fn has_task(c: &NativeClient, id: Uuid) {
-    c.wait_for(WAIT, |c| c.get_task(id).ok().flatten().is_some())
-        .await
-        .expect("task arrives");
-}
 
 /// Collects rejection events until `n` arrived.
 async fn rejections(
@@ -48,18 +28,6 @@ async fn rejections(
         }
     }
     out
-}
-
-async fn same_as_server(server: &TestServer, c: &NativeClient, id: Uuid) {
-    let pg = postgres_fields(&server.db, &TASKS, id)
-        .await
-        .expect("pg")
-        .expect("row");
-    c.wait_for(WAIT, |c| {
-        client_fields(c, &TASKS, id).ok().flatten().as_ref() == Some(&pg)
-    })
-    .await
-    .expect("replica equals the server");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,31 +2,18 @@
 //! converge, killed clients push their outbox after restart exactly once, and many clients
 //! going on and offline under load all end equal to Postgres.
 
-use std::path::Path;
 use std::time::Duration;
 
-use client_core::native::{NativeClient, SyncConfig};
+use client_core::native::NativeClient;
 use client_core::{Client, TaskDraft, TaskPatch};
+use conflict_tests::harness::{WAIT, online};
 use conflict_tests::{client_fields, client_ids, postgres_fields, postgres_ids};
 use rand::{Rng, SeedableRng};
+use sync_server::testing::TestServer;
 use sync_server::testing::raw::RawClient;
-use sync_server::testing::{TestServer, TestUser};
 use syncline_protocol::schema::TASKS;
 use syncline_protocol::{ClientMessage, ServerMessage};
 use uuid::Uuid;
-
-const WAIT: Duration = Duration::from_secs(30);
-
-fn config(server: &TestServer, user: &TestUser) -> SyncConfig {
-    let mut config = SyncConfig::new(server.ws_url(), user.access_token.clone());
-    config.min_backoff = Duration::from_millis(20);
-    config.max_backoff = Duration::from_millis(500);
-    config
-}
-
-fn online(server: &TestServer, user: &TestUser, path: &Path) -> NativeClient {
-    NativeClient::open(path, config(server, user)).expect("open replica")
-}
 
 async fn synced(c: &NativeClient) {
     c.wait_synced(WAIT).await.expect("client synced");

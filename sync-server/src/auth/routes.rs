@@ -113,6 +113,20 @@ pub struct SessionResponse {
 }
 
 impl SessionResponse {
+    /// Starts a new session: a new refresh-token family and an access token for the org.
+    pub async fn start(state: &AppState, user_id: Uuid, org_id: Uuid) -> Result<Self, ServerError> {
+        let mut conn = state.db.acquire().await?;
+        let refresh_token = refresh::issue(
+            &mut conn,
+            user_id,
+            org_id,
+            Uuid::now_v7(),
+            state.keys.refresh_ttl,
+        )
+        .await?;
+        Self::new(state, user_id, org_id, refresh_token)
+    }
+
     fn new(
         state: &AppState,
         user_id: Uuid,
@@ -131,7 +145,7 @@ impl SessionResponse {
     }
 
     /// Tokens must not be cached by browsers or proxies (RFC 6749 §5.1).
-    fn into_response_with(self, status: StatusCode) -> Response {
+    pub fn into_response_with(self, status: StatusCode) -> Response {
         let mut response = (status, Json(self)).into_response();
         response
             .headers_mut()
@@ -334,16 +348,7 @@ async fn login(
         ));
     };
 
-    let mut conn = state.db.acquire().await?;
-    let refresh_token = refresh::issue(
-        &mut conn,
-        user_id,
-        org_id,
-        Uuid::now_v7(),
-        state.keys.refresh_ttl,
-    )
-    .await?;
-    let session = SessionResponse::new(&state, user_id, org_id, refresh_token)?;
+    let session = SessionResponse::start(&state, user_id, org_id).await?;
     Ok(session.into_response_with(StatusCode::OK))
 }
 

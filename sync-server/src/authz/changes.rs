@@ -34,48 +34,34 @@ impl SubjectRef {
     }
 }
 
+/// A tuple `object_type:object_id#relation@subject`, as granted, revoked and listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Share {
+    pub object_type: String,
+    pub object_id: Uuid,
+    pub relation: Relation,
+    pub subject: SubjectRef,
+}
+
 /// One change to who may do what.
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum AclChange {
-    Grant {
-        object_type: String,
-        object_id: Uuid,
-        relation: Relation,
-        subject: SubjectRef,
-    },
-    Revoke {
-        object_type: String,
-        object_id: Uuid,
-        relation: Relation,
-        subject: SubjectRef,
-    },
-    TeamMemberAdded {
-        team_id: Uuid,
-        user_id: Uuid,
-    },
-    TeamMemberRemoved {
-        team_id: Uuid,
-        user_id: Uuid,
-    },
-    MemberAdded {
-        user_id: Uuid,
-        role: OrgRole,
-    },
-    MemberRoleChanged {
-        user_id: Uuid,
-        role: OrgRole,
-    },
-    MemberRemoved {
-        user_id: Uuid,
-    },
+    Grant(Share),
+    Revoke(Share),
+    TeamMemberAdded { team_id: Uuid, user_id: Uuid },
+    TeamMemberRemoved { team_id: Uuid, user_id: Uuid },
+    MemberAdded { user_id: Uuid, role: OrgRole },
+    MemberRoleChanged { user_id: Uuid, role: OrgRole },
+    MemberRemoved { user_id: Uuid },
 }
 
 impl AclChange {
     /// The document it concerns, or the org id for org-wide changes.
     pub fn target(&self, org_id: Uuid) -> Uuid {
         match self {
-            Self::Grant { object_id, .. } | Self::Revoke { object_id, .. } => *object_id,
+            Self::Grant(share) | Self::Revoke(share) => share.object_id,
             _ => org_id,
         }
     }
@@ -127,7 +113,7 @@ async fn execute(
     change: &AclChange,
 ) -> ServerResult<bool> {
     let affected = match change {
-        AclChange::Grant { object_type, object_id, relation, subject } => {
+        AclChange::Grant(Share { object_type, object_id, relation, subject }) => {
             let (subject_type, subject_id, subject_relation) = subject.parts();
             sqlx::query(
                 "INSERT INTO relation_tuples \
@@ -146,7 +132,7 @@ async fn execute(
             .await?
             .rows_affected()
         }
-        AclChange::Revoke { object_type, object_id, relation, subject } => {
+        AclChange::Revoke(Share { object_type, object_id, relation, subject }) => {
             let (subject_type, subject_id, _) = subject.parts();
             let n = sqlx::query(
                 "DELETE FROM relation_tuples WHERE org_id = $1 AND object_type = $2 AND object_id = $3 \

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::response::Response;
 use axum::routing::{delete, get, patch, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
@@ -13,12 +14,12 @@ use syncline_protocol::ErrorCode;
 use syncline_protocol::rules::{OrgRole, Relation};
 use uuid::Uuid;
 
-use super::changes::{self, AclChange, SubjectRef};
+use super::changes::{self, AclChange, Share, SubjectRef};
 use super::model::OrgAcl;
 use crate::AppState;
 use crate::auth::bearer::Bearer;
 use crate::auth::refresh;
-use crate::auth::routes::ApiJson;
+use crate::auth::routes::{ApiJson, SessionResponse};
 use crate::error::{ServerError, ServerResult};
 
 /// How long an invitation token stays valid.
@@ -265,23 +266,13 @@ async fn team_exists(state: &AppState, org_id: Uuid, team_id: Uuid) -> ServerRes
         .ok_or_else(|| ServerError::new(ErrorCode::NotFound, "team not found"))
 }
 
-/// `object_type:object_id#relation@subject`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-struct ShareBody {
-    object_type: String,
-    object_id: Uuid,
-    relation: Relation,
-    subject: SubjectRef,
-}
-
 /// Checks that the caller may share the object at this relation and that object and subject
 /// exist in the org. Editors may share up to their own relation; admins and owners anything.
 async fn check_share(
     state: &AppState,
     bearer: &Bearer,
     org_id: Uuid,
-    share: &ShareBody,
+    share: &Share,
 ) -> ServerResult<()> {
     let (acl, _) = caller(state, bearer, org_id).await?;
     let mine = acl.relation(bearer.0.user_id, share.object_id);
@@ -312,33 +303,30 @@ async fn grant(
     State(state): State<AppState>,
     bearer: Bearer,
     Path(org_id): Path<Uuid>,
-    ApiJson(share): ApiJson<ShareBody>,
+    ApiJson(share): ApiJson<Share>,
 ) -> ServerResult<StatusCode> {
-    check_share(&state, &bearer, org_id, &share).await?;
-    let change = AclChange::Grant {
-        object_type: share.object_type,
-        object_id: share.object_id,
-        relation: share.relation,
-        subject: share.subject,
-    };
-    changes::apply(&state, org_id, bearer.0.user_id, change).await?;
-    Ok(StatusCode::NO_CONTENT)
+    change_share(&state, &bearer, org_id, AclChange::Grant(share)).await
 }
 
 async fn revoke(
     State(state): State<AppState>,
     bearer: Bearer,
     Path(org_id): Path<Uuid>,
-    ApiJson(share): ApiJson<ShareBody>,
+    ApiJson(share): ApiJson<Share>,
 ) -> ServerResult<StatusCode> {
-    check_share(&state, &bearer, org_id, &share).await?;
-    let change = AclChange::Revoke {
-        object_type: share.object_type,
-        object_id: share.object_id,
-        relation: share.relation,
-        subject: share.subject,
-    };
-    changes::apply(&state, org_id, bearer.0.user_id, change).await?;
+    change_share(&state, &bearer, org_id, AclChange::Revoke(share)).await
+}
+
+async fn change_share(
+    state: &AppState,
+    bearer: &Bearer,
+    org_id: Uuid,
+    change: AclChange,
+) -> ServerResult<StatusCode> {
+    if let AclChange::Grant(share) | AclChange::Revoke(share) = &change {
+        check_share(state, bearer, org_id, share).await?;
+    }
+    changes::apply(state, org_id, bearer.0.user_id, change).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -352,7 +340,7 @@ async fn list_shares(
     bearer: Bearer,
     Path(org_id): Path<Uuid>,
     Query(q): Query<ShareQuery>,
-) -> ServerResult<Json<Vec<ShareBody>>> {
+) -> ServerResult<Json<Vec<Share>>> {
     let (acl, _) = caller(&state, &bearer, org_id).await?;
     if !acl.can_read(bearer.0.user_id, q.object_id) {
         return Err(ServerError::new(ErrorCode::NotFound, "document not found"));
@@ -369,7 +357,7 @@ async fn list_shares(
         .into_iter()
         .filter_map(
             |(object_type, object_id, relation, subject_type, subject_id)| {
-                Some(ShareBody {
+                Some(Share {
                     object_type,
                     object_id,
                     relation: relation.parse().ok()?,
@@ -454,21 +442,11 @@ struct AcceptBody {
     token: String,
 }
 
-#[derive(Debug, Serialize)]
-struct Accepted {
-    org_id: Uuid,
-    role: OrgRole,
-    /// A session in the joined org.
-    access_token: String,
-    refresh_token: String,
-    expires_in: u64,
-}
-
 async fn accept(
     State(state): State<AppState>,
     bearer: Bearer,
     ApiJson(body): ApiJson<AcceptBody>,
-) -> ServerResult<Json<Accepted>> {
+) -> ServerResult<Response> {
     let user_id = bearer.0.user_id;
     let invalid = || {
         ServerError::new(
@@ -516,21 +494,6 @@ async fn accept(
         AclChange::MemberAdded { user_id, role },
     )
     .await?;
-    let (access_token, _) = state.keys.issue_access(user_id, org_id)?;
-    let mut conn = state.db.acquire().await?;
-    let refresh_token = refresh::issue(
-        &mut conn,
-        user_id,
-        org_id,
-        Uuid::now_v7(),
-        state.keys.refresh_ttl,
-    )
-    .await?;
-    Ok(Json(Accepted {
-        org_id,
-        role,
-        access_token,
-        refresh_token,
-        expires_in: state.keys.access_ttl.as_secs(),
-    }))
+    let session = SessionResponse::start(&state, user_id, org_id).await?;
+    Ok(session.into_response_with(StatusCode::OK))
 }

@@ -80,9 +80,9 @@ impl Delivery {
         let acl = state.acl.get(&state.db, self.org_id).await?;
         let me = self.user_id;
         let concerns_me = match &change {
-            AclChange::Grant { subject, .. } | AclChange::Revoke { subject, .. } => match subject {
-                SubjectRef::User(u) => *u == me,
-                SubjectRef::Team(t) => acl.teams_of.get(&me).is_some_and(|ts| ts.contains(t)),
+            AclChange::Grant(share) | AclChange::Revoke(share) => match share.subject {
+                SubjectRef::User(u) => u == me,
+                SubjectRef::Team(t) => acl.teams_of.get(&me).is_some_and(|ts| ts.contains(&t)),
             },
             AclChange::TeamMemberAdded { user_id, .. }
             | AclChange::TeamMemberRemoved { user_id, .. }
@@ -95,9 +95,7 @@ impl Delivery {
         }
         // Documents whose readability this change may have flipped for me.
         let candidates: Vec<Uuid> = match &change {
-            AclChange::Grant { object_id, .. } | AclChange::Revoke { object_id, .. } => {
-                vec![*object_id]
-            }
+            AclChange::Grant(share) | AclChange::Revoke(share) => vec![share.object_id],
             AclChange::TeamMemberAdded { team_id, .. }
             | AclChange::TeamMemberRemoved { team_id, .. } => sqlx::query_as::<_, (Uuid,)>(
                 "SELECT DISTINCT object_id FROM relation_tuples \
