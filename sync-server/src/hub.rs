@@ -6,10 +6,10 @@
 //! connection can lag behind the broadcast buffer) reads the missing range from the change log.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use syncline_protocol::MutationId;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 use uuid::Uuid;
 
 /// Batches buffered per org before a slow receiver lags (and falls back to the change log).
@@ -34,10 +34,25 @@ pub struct CommittedBatch {
     pub changes: Vec<CommittedChange>,
 }
 
+impl CommittedBatch {
+    /// A batch without changes saying "everything up to `upto` is committed" (a commit made by
+    /// another server process): receivers read what they miss from the change log.
+    pub fn marker(org_id: Uuid, upto: u64) -> Self {
+        Self {
+            org_id,
+            first_seq: upto + 1,
+            last_seq: upto,
+            changes: Vec::new(),
+        }
+    }
+}
+
 /// Per-org broadcast channels.
 #[derive(Clone, Default)]
 pub struct ChangeHub {
     orgs: Arc<Mutex<HashMap<Uuid, broadcast::Sender<Arc<CommittedBatch>>>>>,
+    /// Where local commits are announced to other server processes, once clustering runs.
+    announcer: Arc<OnceLock<mpsc::UnboundedSender<(Uuid, u64)>>>,
 }
 
 impl std::fmt::Debug for ChangeHub {
@@ -58,8 +73,23 @@ impl ChangeHub {
             .subscribe()
     }
 
-    /// Publishes a committed batch to the org's connections.
+    /// Announces local commits to `announcer` from now on (see [`crate::cluster`]).
+    pub fn set_announcer(&self, announcer: mpsc::UnboundedSender<(Uuid, u64)>) {
+        let _ = self.announcer.set(announcer);
+    }
+
+    /// Publishes a batch committed by this process to the org's connections, and announces it
+    /// to other processes.
     pub fn publish(&self, batch: CommittedBatch) {
+        if let Some(announcer) = self.announcer.get() {
+            // Err only means clustering stopped (shutdown).
+            let _ = announcer.send((batch.org_id, batch.last_seq));
+        }
+        self.publish_local(batch);
+    }
+
+    /// Publishes to this process's connections only (markers from other processes).
+    pub fn publish_local(&self, batch: CommittedBatch) {
         let mut orgs = self
             .orgs
             .lock()

@@ -12,6 +12,8 @@
 //!   cluster by default, or `DATABASE_URL`), migrations.
 //! - [`auth`]: accounts, argon2id passwords, JWT access tokens, rotating refresh tokens.
 //! - [`ws`]: the sync protocol per connection; [`store`]: the SQL behind it.
+//! - [`hub`], [`cluster`]: fan-out of commits to connections, in this process and across
+//!   processes sharing the database.
 //! - [`app`]: the axum router; [`error`]: the one error type mapped to HTTP and WS codes.
 //!
 //! The server depends on `syncline-protocol` only, never on `client-core`.
@@ -19,6 +21,7 @@
 pub mod app;
 pub mod auth;
 pub mod authz;
+pub mod cluster;
 pub mod config;
 pub mod db;
 pub mod embedded_pg;

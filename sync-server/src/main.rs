@@ -80,6 +80,10 @@ async fn serve_until_shutdown(
         .context("connecting to PostgreSQL and running migrations")?;
     let keys = AuthKeys::new(&secret, config.access_token_ttl, config.refresh_token_ttl);
     let state = AppState::new(pool.clone(), keys);
+    // Live changes reach connections of other server processes on the same database.
+    let cluster = sync_server::cluster::start(&state)
+        .await
+        .context("listening for changes of other server processes")?;
 
     let listener = TcpListener::bind(config.bind)
         .await
@@ -93,6 +97,7 @@ async fn serve_until_shutdown(
         .await
         .context("serving HTTP")?;
     tracing::info!("shutting down");
+    drop(cluster);
     // Sync sessions outlive graceful shutdown (upgraded connections are not tracked) and may
     // hold connections; don't wait for them forever.
     if tokio::time::timeout(Duration::from_secs(10), pool.close())

@@ -103,6 +103,7 @@ pub struct TestServer {
     pub database_url: String,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
+    cluster: Option<crate::cluster::Cluster>,
 }
 
 impl std::fmt::Debug for TestServer {
@@ -138,6 +139,9 @@ impl TestServer {
             Duration::from_secs(86_400),
         );
         let state = AppState::new(pool.clone(), keys);
+        let cluster = crate::cluster::start(&state)
+            .await
+            .expect("start cross-process fan-out");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
         let addr = listener.local_addr().expect("local addr");
         let (tx, rx) = oneshot::channel::<()>();
@@ -157,11 +161,13 @@ impl TestServer {
             database_url,
             shutdown: Some(tx),
             task: Some(task),
+            cluster: Some(cluster),
         }
     }
 
     /// Stops accepting and closes the server (open WebSockets are dropped with the task).
     pub async fn stop(&mut self) {
+        self.cluster.take();
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }

@@ -1,6 +1,11 @@
 //! Per-org cache of the authorization model, loaded on first use and dropped whenever a role,
-//! team membership or tuple of the org changes (every such change goes through
+//! team membership or tuple of the org changes in this process (every such change goes through
 //! [`crate::authz::changes`], which invalidates after commit).
+//!
+//! Other server processes do not see that invalidation, so each model remembers the org's
+//! `acl_seq` it was read at, and callers that must be current ([`AclCache::get_fresh`]: the
+//! write path, and connections reading an authorization entry of the log) ask for a model at
+//! least as new as the authorization change they know of.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -36,19 +41,49 @@ impl AclCache {
 
     /// The org's model, from the cache or freshly loaded.
     pub async fn get(&self, db: &PgPool, org_id: Uuid) -> Result<Arc<OrgAcl>, sqlx::Error> {
+        self.get_fresh(db, org_id, 0).await
+    }
+
+    /// The org's model including at least the authorization changes up to `acl_seq`.
+    pub async fn get_fresh(
+        &self,
+        db: &PgPool,
+        org_id: Uuid,
+        acl_seq: u64,
+    ) -> Result<Arc<OrgAcl>, sqlx::Error> {
         let generation = {
             let entries = self.lock();
-            if let Some(acl) = entries.acls.get(&org_id) {
+            if let Some(acl) = entries
+                .acls
+                .get(&org_id)
+                .filter(|a| a.loaded_seq >= acl_seq)
+            {
                 return Ok(acl.clone());
             }
             entries.generations.get(&org_id).copied().unwrap_or(0)
         };
         let acl = Arc::new(load(db, org_id).await?);
         let mut entries = self.lock();
-        if entries.generations.get(&org_id).copied().unwrap_or(0) == generation {
+        let newer_cached = entries
+            .acls
+            .get(&org_id)
+            .is_some_and(|a| a.loaded_seq > acl.loaded_seq);
+        if entries.generations.get(&org_id).copied().unwrap_or(0) == generation && !newer_cached {
             entries.acls.insert(org_id, acl.clone());
         }
         Ok(acl)
+    }
+
+    /// The org's latest authorization change (0 when none).
+    pub async fn current_seq(db: &PgPool, org_id: Uuid) -> Result<u64, sqlx::Error> {
+        let mut tx = crate::db::begin_org(db, org_id).await?;
+        let row: Option<(i64,)> =
+            sqlx::query_as("SELECT acl_seq FROM org_change_seq WHERE org_id = $1")
+                .bind(org_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        tx.commit().await?;
+        Ok(row.map_or(0, |(s,)| crate::store::seq_from_db(s)))
     }
 
     /// Forgets the org's model; the next `get` reloads it.
@@ -62,6 +97,13 @@ impl AclCache {
 async fn load(db: &PgPool, org_id: Uuid) -> Result<OrgAcl, sqlx::Error> {
     let mut acl = OrgAcl::default();
     let mut tx = crate::db::begin_org(db, org_id).await?;
+    // Read first: the model below includes at least every change up to this seq.
+    let seq: Option<(i64,)> =
+        sqlx::query_as("SELECT acl_seq FROM org_change_seq WHERE org_id = $1")
+            .bind(org_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    acl.loaded_seq = seq.map_or(0, |(s,)| crate::store::seq_from_db(s));
     let roles: Vec<(Uuid, String)> =
         sqlx::query_as("SELECT user_id, role FROM org_members WHERE org_id = $1")
             .bind(org_id)

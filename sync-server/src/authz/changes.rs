@@ -81,6 +81,11 @@ pub async fn apply(
     }
     let payload = serde_json::to_vec(&change).map_err(ServerError::internal)?;
     let seq = change_log::allocate(&mut tx, org_id, 1).await?;
+    sqlx::query("UPDATE org_change_seq SET acl_seq = $2 WHERE org_id = $1")
+        .bind(org_id)
+        .bind(crate::store::seq_to_db(seq))
+        .execute(&mut *tx)
+        .await?;
     let entry = CommittedChange {
         seq,
         doc_id: change.target(org_id),

@@ -23,6 +23,9 @@ pub struct OrgAcl {
     pub teams_of: HashMap<Uuid, HashSet<Uuid>>,
     /// document -> tuples granting on it.
     pub tuples: HashMap<Uuid, Vec<(Relation, Subject)>>,
+    /// The org's `acl_seq` when this model was read: it includes every authorization change up
+    /// to that seq.
+    pub loaded_seq: u64,
 }
 
 /// What an org role grants on every document of the org.

@@ -89,7 +89,12 @@ async fn try_apply(
     pusher: Pusher,
     mutations: &[Mutation],
 ) -> Result<PushOutcome, sqlx::Error> {
-    let acl = state.acl.get(&state.db, pusher.org_id).await?;
+    // Current as of now, even if another server process changed access.
+    let acl_seq = crate::authz::AclCache::current_seq(&state.db, pusher.org_id).await?;
+    let acl = state
+        .acl
+        .get_fresh(&state.db, pusher.org_id, acl_seq)
+        .await?;
     let mut tx = crate::db::begin_org(&state.db, pusher.org_id).await?;
     let mut progress_seq = progress::lock(&mut tx, pusher.org_id, pusher.client_id).await?;
     let start_progress = progress_seq;

@@ -77,7 +77,11 @@ impl Delivery {
             );
             return Ok(());
         };
-        let acl = state.acl.get(&state.db, self.org_id).await?;
+        // At least as new as this entry, even if another server process made the change.
+        let acl = state
+            .acl
+            .get_fresh(&state.db, self.org_id, entry.seq)
+            .await?;
         let me = self.user_id;
         let concerns_me = match &change {
             AclChange::Grant(share) | AclChange::Revoke(share) => match share.subject {
