@@ -74,18 +74,6 @@ impl AclCache {
         Ok(acl)
     }
 
-    /// The org's latest authorization change (0 when none).
-    pub async fn current_seq(db: &PgPool, org_id: Uuid) -> Result<u64, sqlx::Error> {
-        let mut tx = crate::db::begin_org(db, org_id).await?;
-        let row: Option<(i64,)> =
-            sqlx::query_as("SELECT acl_seq FROM org_change_seq WHERE org_id = $1")
-                .bind(org_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        tx.commit().await?;
-        Ok(row.map_or(0, |(s,)| crate::store::seq_from_db(s)))
-    }
-
     /// Forgets the org's model; the next `get` reloads it.
     pub fn invalidate(&self, org_id: Uuid) {
         let mut entries = self.lock();
@@ -144,4 +132,14 @@ async fn load(db: &PgPool, org_id: Uuid) -> Result<OrgAcl, sqlx::Error> {
     }
     tx.commit().await?;
     Ok(acl)
+}
+
+/// The org's latest authorization change (0 when none), read in the caller's transaction.
+pub async fn acl_seq(tx: &mut crate::store::Tx<'_>, org_id: Uuid) -> Result<u64, sqlx::Error> {
+    let row: Option<(i64,)> =
+        sqlx::query_as("SELECT acl_seq FROM org_change_seq WHERE org_id = $1")
+            .bind(org_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+    Ok(row.map_or(0, |(s,)| crate::store::seq_from_db(s)))
 }
