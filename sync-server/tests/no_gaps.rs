@@ -19,14 +19,89 @@ use uuid::Uuid;
 const WRITERS: usize = 8;
 const LOAD: Duration = Duration::from_secs(4);
 
-/// One writer: pushes batches of creates and updates until `stop`; returns the acked seqs.
-async fn writer(url: String, token: String, seed: u64, stop: Arc<AtomicBool>) -> Vec<u64> {
+/// What a subscribed connection has received: `expect` is the next seq it must get.
+struct Follower {
+    /// `None` until a fresh subscription's `Synced` (its snapshot covers what came before).
+    expect: Option<u64>,
+    who: String,
+}
+
+impl Follower {
+    fn resumed(cursor: u64, who: String) -> Self {
+        Self {
+            expect: Some(cursor + 1),
+            who,
+        }
+    }
+
+    fn on(&mut self, message: &ServerMessage) {
+        match *message {
+            ServerMessage::Synced { cursor, .. } => {
+                if self.expect.is_none() {
+                    self.expect = Some(cursor + 1);
+                }
+            }
+            ServerMessage::Change { seq, .. } => {
+                if let Some(expect) = self.expect.as_mut() {
+                    // A seq already covered may come again; a new one must be the next one.
+                    if seq >= *expect {
+                        assert_eq!(
+                            seq, *expect,
+                            "{}: expected seq {expect}, got {seq} (gap)",
+                            self.who
+                        );
+                        *expect += 1;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The cursor this connection holds.
+    fn held(&self) -> Option<u64> {
+        self.expect.map(|e| e - 1)
+    }
+}
+
+/// One writer: subscribes, pushes batches of creates and updates until `stop`, and every few
+/// batches disconnects and resumes from the cursor it holds, checking that what it receives
+/// never skips a seq. Returns its acked seqs and its final cursor.
+async fn writer(
+    url: String,
+    token: String,
+    seed: u64,
+    stop: Arc<AtomicBool>,
+) -> (Vec<u64>, Option<u64>) {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let mut c = RawClient::hello(&url, &token).await;
-    let actor = ActorId::from(c.client_id.as_bytes().as_slice());
+    let client_id = Uuid::now_v7();
+    let actor = ActorId::from(client_id.as_bytes().as_slice());
+    let who = format!("writer {seed}");
+    let connect = |cursor: Option<u64>| {
+        let (url, token, who) = (url.clone(), token.clone(), who.clone());
+        async move {
+            let mut c = RawClient::hello_as(&url, &token, client_id).await;
+            let scope = Scope::Collection {
+                collection: "tasks".into(),
+            };
+            c.send(&ClientMessage::Subscribe {
+                sub_id: 1,
+                scope,
+                cursor,
+            })
+            .await;
+            let follower = match cursor {
+                Some(held) => Follower::resumed(held, who),
+                None => Follower { expect: None, who },
+            };
+            (c, follower)
+        }
+    };
+    let (mut c, mut follower) = connect(None).await;
     let mut docs: Vec<(Uuid, AutoCommit)> = Vec::new();
     let mut next = 1u64;
     let mut acked = Vec::new();
+    let mut pushes = 0;
     while !stop.load(Ordering::Relaxed) {
         let mut mutations = Vec::new();
         for _ in 0..rng.random_range(1..=4) {
@@ -46,7 +121,7 @@ async fn writer(url: String, token: String, seed: u64, stop: Arc<AtomicBool>) ->
             };
             mutations.push(Mutation {
                 mid: MutationId {
-                    client_id: c.client_id,
+                    client_id,
                     seq: next,
                 },
                 doc_id: docs[payload.0].0,
@@ -59,7 +134,9 @@ async fn writer(url: String, token: String, seed: u64, stop: Arc<AtomicBool>) ->
         c.send(&ClientMessage::Push { mutations }).await;
         let mut got = 0;
         while got < n {
-            match c.message().await {
+            let m = c.message().await;
+            follower.on(&m);
+            match m {
                 ServerMessage::Ack { seq, .. } => {
                     acked.push(seq);
                     got += 1;
@@ -70,8 +147,15 @@ async fn writer(url: String, token: String, seed: u64, stop: Arc<AtomicBool>) ->
                 _ => {}
             }
         }
+        pushes += 1;
+        // Resume from the cursor held (once the subscription has one).
+        if pushes % 25 == 0 && follower.held().is_some() {
+            let held = follower.held();
+            drop(c);
+            (c, follower) = connect(held).await;
+        }
     }
-    acked
+    (acked, follower.held())
 }
 
 /// Checks that the seqs a subscriber received after `Synced{cursor}` continue `cursor` with no
@@ -218,10 +302,13 @@ async fn resuming_readers_never_miss_a_committed_change_under_concurrent_pushes(
     stop.store(true, Ordering::Relaxed);
 
     let mut acked = BTreeSet::new();
+    let mut writer_cursors = Vec::new();
     for w in writers {
-        for seq in w.await.expect("writer") {
+        let (seqs, held) = w.await.expect("writer");
+        for seq in seqs {
             assert!(acked.insert(seq), "seq {seq} acked twice");
         }
+        writer_cursors.push(held.unwrap_or(0));
     }
     poll_stop.store(true, Ordering::Relaxed);
     let (count, min, max): (i64, Option<i64>, Option<i64>) =
@@ -240,9 +327,15 @@ async fn resuming_readers_never_miss_a_committed_change_under_concurrent_pushes(
     assert_eq!(acked.first().copied(), Some(1));
     assert_eq!(acked.last().copied(), Some(total));
 
+    let mut final_cursors = writer_cursors;
     for r in resumers {
         let (held, sessions) = r.await.expect("resumer");
         assert!(sessions >= 2, "resumer ran only {sessions} sessions");
+        final_cursors.push(held);
+    }
+    // Every client, writers included, resumes once more from the cursor it held at the end and
+    // receives the rest contiguously.
+    for held in final_cursors {
         // A final resume from what it held delivers the rest, contiguously.
         let mut c = RawClient::hello(&url, &user.access_token).await;
         c.send(&ClientMessage::Subscribe {
