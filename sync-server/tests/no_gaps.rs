@@ -36,10 +36,8 @@ impl Follower {
 
     fn on(&mut self, message: &ServerMessage) {
         match *message {
-            ServerMessage::Synced { cursor, .. } => {
-                if self.expect.is_none() {
-                    self.expect = Some(cursor + 1);
-                }
+            ServerMessage::Synced { cursor, .. } if self.expect.is_none() => {
+                self.expect = Some(cursor + 1);
             }
             ServerMessage::Change { seq, .. } => {
                 if let Some(expect) = self.expect.as_mut() {
