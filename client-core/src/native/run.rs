@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsCloseCode;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async_with_config};
 
 use super::backoff::Backoff;
 use super::handle::{Control, Shared, SyncConfig};
@@ -109,7 +109,11 @@ async fn session(
         client.on_connecting();
         shared.publish(&client);
     }
-    let connect = tokio::time::timeout(config.connect_timeout, connect_async(config.url.as_str()));
+    // Nagle off: a push is one small frame and its ack should not wait for a delayed ACK.
+    let connect = tokio::time::timeout(
+        config.connect_timeout,
+        connect_async_with_config(config.url.as_str(), None, true),
+    );
     let socket = tokio::select! {
         result = connect => match result {
             Ok(Ok((socket, _response))) => socket,
