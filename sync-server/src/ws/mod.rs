@@ -20,7 +20,7 @@ use crate::AppState;
 pub const MAX_FRAME_BYTES: usize = 16 << 20;
 /// Per-connection read buffer: small, because tungstenite zero-fills it to full size, so all of
 /// it is resident for every idle connection (its default is 128 KiB; docs/benchmarks.md).
-const READ_BUFFER_BYTES: usize = 4 << 10;
+const READ_BUFFER_BYTES: usize = 2 << 10;
 /// Outgoing frames are buffered up to this before a flush.
 const WRITE_BUFFER_BYTES: usize = 16 << 10;
 

@@ -56,7 +56,7 @@ pub async fn run(mut socket: WebSocket, state: AppState) {
         client_id = tracing::field::Empty
     );
     async move {
-        let identity = match handshake::authenticate(&mut socket, &state).await {
+        let identity = match Box::pin(handshake::authenticate(&mut socket, &state)).await {
             Ok(identity) => identity,
             Err(refused) => {
                 if let Some((code, reason)) = refused {
@@ -139,16 +139,19 @@ async fn serve(socket: &mut WebSocket, state: &AppState, identity: Identity) -> 
         let step = tokio::select! {
             frame = conn.socket.recv() => match frame {
                 None | Some(Err(_)) | Some(Ok(Message::Close(_))) => Err(Stop::PeerGone),
-                Some(Ok(Message::Binary(bytes))) => conn.on_frame(&bytes).await,
+                // Work on a frame or batch is boxed: an idle connection's future then holds only the
+                // loop, not the state of the merge, subscribe and delivery paths (memory per
+                // connection, docs/benchmarks.md).
+                Some(Ok(Message::Binary(bytes))) => Box::pin(conn.on_frame(&bytes)).await,
                 Some(Ok(Message::Text(_))) => {
                     Err(Stop::Close(CloseCode::UnsupportedData, "the protocol is binary (CBOR)".into()))
                 }
                 Some(Ok(_)) => Ok(()), // ping/pong are answered by the socket itself
             },
             batch = live.recv() => match batch {
-                Ok(batch) => conn.deliver(&batch).await,
+                Ok(batch) => Box::pin(conn.deliver(&batch)).await,
                 // Lagged: catch up from the log up to what is committed now.
-                Err(RecvError::Lagged(_)) => conn.catch_up_live().await,
+                Err(RecvError::Lagged(_)) => Box::pin(conn.catch_up_live()).await,
                 Err(RecvError::Closed) => Err(Stop::Close(CloseCode::ServerUnavailable, "server shutting down".into())),
             },
             () = tokio::time::sleep_until(conn.expires_at) => {
