@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use client_core::TaskDraft;
 use client_core::native::{NativeClient, SyncConfig};
 use sync_server::testing::{TestServer, TestUser};
 use syncline_protocol::schema::TASKS;
@@ -40,4 +41,17 @@ pub async fn same_as_server(server: &TestServer, c: &NativeClient, id: Uuid) {
     })
     .await
     .unwrap_or_else(|e| panic!("replica never equalled the server for task {id}: {e:?}"));
+}
+
+/// Creates `todo` tasks with these titles and waits until the server acknowledged them all.
+pub async fn create_tasks(c: &NativeClient, titles: &[&str]) -> Vec<Uuid> {
+    let ids = titles
+        .iter()
+        .map(|title| {
+            c.create_task(&TaskDraft::new(*title, "todo"))
+                .expect("create")
+        })
+        .collect();
+    c.wait_synced(WAIT).await.expect("tasks acknowledged");
+    ids
 }

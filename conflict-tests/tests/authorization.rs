@@ -2,8 +2,8 @@
 //! whole and its dependents fall with it, revoked shares are evicted from the replica, and two
 //! offline clients cannot build a dependency cycle together.
 
-use client_core::{SyncEvent, TaskDraft, TaskPatch};
-use conflict_tests::harness::{WAIT, has_task, online, same_as_server};
+use client_core::{SyncEvent, TaskPatch};
+use conflict_tests::harness::{WAIT, create_tasks, has_task, online, same_as_server};
 use reqwest::Method;
 use sync_server::testing::TestServer;
 use syncline_protocol::ErrorCode;
@@ -37,13 +37,10 @@ async fn a_guests_offline_edit_of_a_view_only_task_is_rejected_and_rolled_back()
     let guest = server.join(&owner, "guest@example.com", "guest").await;
     let dir = tempfile::tempdir().expect("tempdir");
     let o = online(&server, &owner, &dir.path().join("owner.db"));
-    let shared = o
-        .create_task(&TaskDraft::new("Quarterly report", "todo"))
-        .expect("create");
-    let private = o
-        .create_task(&TaskDraft::new("Salaries", "todo"))
-        .expect("create");
-    o.wait_synced(WAIT).await.expect("owner synced");
+    let [shared, private] = create_tasks(&o, &["Quarterly report", "Salaries"])
+        .await
+        .try_into()
+        .expect("two tasks");
     server
         .share(
             Method::POST,
@@ -96,13 +93,10 @@ async fn a_change_with_a_forbidden_field_is_rejected_whole_with_its_dependents_o
     let member = server.join(&owner, "editor@example.com", "member").await;
     let dir = tempfile::tempdir().expect("tempdir");
     let o = online(&server, &owner, &dir.path().join("owner.db"));
-    let first = o
-        .create_task(&TaskDraft::new("Plan launch", "todo"))
-        .expect("create");
-    let second = o
-        .create_task(&TaskDraft::new("Book venue", "todo"))
-        .expect("create");
-    o.wait_synced(WAIT).await.expect("owner synced");
+    let [first, second] = create_tasks(&o, &["Plan launch", "Book venue"])
+        .await
+        .try_into()
+        .expect("two tasks");
 
     // Members are editors of the org's tasks; deleting one takes its owner.
     let m = online(&server, &member, &dir.path().join("member.db"));
@@ -169,13 +163,13 @@ async fn revoking_a_share_evicts_the_document_from_the_replica() {
     let guest = server.join(&owner, "visitor@example.com", "guest").await;
     let dir = tempfile::tempdir().expect("tempdir");
     let o = online(&server, &owner, &dir.path().join("owner.db"));
-    let live = o
-        .create_task(&TaskDraft::new("Shared while online", "todo"))
-        .expect("create");
-    let offline = o
-        .create_task(&TaskDraft::new("Shared, revoked while offline", "todo"))
-        .expect("create");
-    o.wait_synced(WAIT).await.expect("owner synced");
+    let [live, offline] = create_tasks(
+        &o,
+        &["Shared while online", "Shared, revoked while offline"],
+    )
+    .await
+    .try_into()
+    .expect("two tasks");
     server
         .share(Method::POST, &owner, "tasks", live, "viewer", guest.user_id)
         .await;
@@ -262,13 +256,10 @@ async fn two_offline_clients_cannot_build_a_dependency_cycle() {
     let dir = tempfile::tempdir().expect("tempdir");
     let a = online(&server, &owner, &dir.path().join("a.db"));
     let b = online(&server, &member, &dir.path().join("b.db"));
-    let t1 = a
-        .create_task(&TaskDraft::new("Design", "todo"))
-        .expect("create");
-    let t2 = a
-        .create_task(&TaskDraft::new("Build", "todo"))
-        .expect("create");
-    a.wait_synced(WAIT).await.expect("a synced");
+    let [t1, t2] = create_tasks(&a, &["Design", "Build"])
+        .await
+        .try_into()
+        .expect("two tasks");
     has_task(&b, t1).await;
     has_task(&b, t2).await;
 
@@ -314,10 +305,7 @@ async fn a_member_removed_from_the_org_is_evicted_and_disconnected() {
     let member = server.join(&owner, "leaver@example.com", "member").await;
     let dir = tempfile::tempdir().expect("tempdir");
     let o = online(&server, &owner, &dir.path().join("owner.db"));
-    let id = o
-        .create_task(&TaskDraft::new("Roadmap", "todo"))
-        .expect("create");
-    o.wait_synced(WAIT).await.expect("owner synced");
+    let id = create_tasks(&o, &["Roadmap"]).await[0];
     let m = online(&server, &member, &dir.path().join("member.db"));
     has_task(&m, id).await;
 

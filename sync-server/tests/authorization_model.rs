@@ -193,17 +193,22 @@ impl World {
         assert!(status.is_success(), "{path}: {status} {reply}");
     }
 
-    /// Builds an edit on the document's current stored state, as a client that synced would;
-    /// `None` when the edit would change nothing.
-    async fn change_for(&self, doc: Uuid, edit: &Edit) -> Option<Vec<u8>> {
+    /// The document as stored now, as a new actor would edit it (a client that just synced).
+    async fn load_doc(&self, doc: Uuid) -> AutoCommit {
         let (state,): (Vec<u8>,) = sqlx::query_as("SELECT state FROM documents WHERE id = $1")
             .bind(doc)
             .fetch_one(&self.server.db)
             .await
             .expect("doc state");
-        let mut d = AutoCommit::load(&state)
+        AutoCommit::load(&state)
             .expect("load")
-            .with_actor(ActorId::random());
+            .with_actor(ActorId::random())
+    }
+
+    /// Builds an edit on the document's current stored state, as a client that synced would;
+    /// `None` when the edit would change nothing.
+    async fn change_for(&self, doc: Uuid, edit: &Edit) -> Option<Vec<u8>> {
+        let mut d = self.load_doc(doc).await;
         match edit {
             Edit::Title(t) => try_task_change(&mut d, &[("title", s(t))]),
             Edit::Status(v) => try_task_change(&mut d, &[("status", s(v))]),
@@ -301,15 +306,7 @@ impl World {
                 // The owner assigns the task (always allowed).
                 log.push(format!("assign {doc} to {}", user.user_id));
                 let owner = self.owner.clone();
-                let (state,): (Vec<u8>,) =
-                    sqlx::query_as("SELECT state FROM documents WHERE id = $1")
-                        .bind(doc)
-                        .fetch_one(&self.server.db)
-                        .await
-                        .expect("state");
-                let mut d = AutoCommit::load(&state)
-                    .expect("load")
-                    .with_actor(ActorId::random());
+                let mut d = self.load_doc(doc).await;
                 let Some(change) = try_task_change(
                     &mut d,
                     &[("assignee_id", Some(FieldValue::Ref(user.user_id)))],
@@ -353,15 +350,7 @@ impl World {
                 if actual.is_ok() && matches!(edit, Edit::Delete) {
                     // Restore it (as the owner) so later steps keep editing a live task.
                     let owner = self.owner.clone();
-                    let (state,): (Vec<u8>,) =
-                        sqlx::query_as("SELECT state FROM documents WHERE id = $1")
-                            .bind(doc)
-                            .fetch_one(&self.server.db)
-                            .await
-                            .expect("state");
-                    let mut d = AutoCommit::load(&state)
-                        .expect("load")
-                        .with_actor(ActorId::random());
+                    let mut d = self.load_doc(doc).await;
                     let change = task_change(&mut d, &[("deleted_at", None)]);
                     assert!(matches!(
                         self.push(&owner, doc, change).await,

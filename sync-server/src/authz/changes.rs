@@ -106,8 +106,15 @@ pub async fn apply(
     Ok(())
 }
 
-fn not_found(what: &str) -> ServerError {
-    ServerError::new(ErrorCode::NotFound, format!("{what} not found"))
+/// Removing something absent is `not_found` (granting something present is a no-op instead).
+fn removed(rows: u64, what: &str) -> ServerResult<()> {
+    if rows == 0 {
+        return Err(ServerError::new(
+            ErrorCode::NotFound,
+            format!("{what} not found"),
+        ));
+    }
+    Ok(())
 }
 
 /// Runs the SQL of a change; returns whether anything changed.
@@ -152,9 +159,7 @@ async fn execute(
             .execute(&mut **tx)
             .await?
             .rows_affected();
-            if n == 0 {
-                return Err(not_found("share"));
-            }
+            removed(n, "share")?;
             n
         }
         AclChange::TeamMemberAdded { team_id, user_id } => sqlx::query(
@@ -174,9 +179,7 @@ async fn execute(
                 .execute(&mut **tx)
                 .await?
                 .rows_affected();
-            if n == 0 {
-                return Err(not_found("team member"));
-            }
+            removed(n, "team member")?;
             n
         }
         AclChange::MemberAdded { user_id, role } => sqlx::query(
@@ -206,9 +209,7 @@ async fn execute(
                 .execute(&mut **tx)
                 .await?
                 .rows_affected();
-            if n == 0 {
-                return Err(not_found("member"));
-            }
+            removed(n, "member")?;
             // Their team memberships and direct shares go with them.
             sqlx::query("DELETE FROM team_members WHERE org_id = $1 AND user_id = $2")
                 .bind(org_id)
