@@ -49,6 +49,12 @@ impl Client {
         Self::from_connection(Connection::open(path)?)
     }
 
+    /// Opens the replica at `path`, giving it `client_id` if the file is new (an existing
+    /// replica keeps its own). For simulations that need reproducible automerge actors.
+    pub fn open_as(path: impl AsRef<Path>, client_id: Uuid) -> Result<Self> {
+        Self::open_connection(Connection::open(path)?, Some(client_id))
+    }
+
     /// A replica that lives only as long as the value (tests, previews).
     pub fn open_in_memory() -> Result<Self> {
         Self::from_connection(Connection::open_in_memory()?)
@@ -56,11 +62,15 @@ impl Client {
 
     /// Uses an already opened connection, e.g. one on a browser VFS (OPFS) opened by the wasm
     /// bindings with their own flags.
-    pub fn from_connection(mut conn: Connection) -> Result<Self> {
+    pub fn from_connection(conn: Connection) -> Result<Self> {
+        Self::open_connection(conn, None)
+    }
+
+    fn open_connection(mut conn: Connection, new_client_id: Option<Uuid>) -> Result<Self> {
         crate::store::configure(&conn)?;
         let tx = conn.transaction()?;
         let stale = ddl::migrate(&tx)?;
-        let client_id = meta::client_id(&tx)?;
+        let client_id = meta::client_id(&tx, new_client_id)?;
         let actor = doc::actor_for(client_id);
         for schema in stale {
             rematerialize(&tx, schema, &actor)?;

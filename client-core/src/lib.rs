@@ -37,7 +37,7 @@ pub use error::{ClientError, Result};
 pub use query::{Filter, Order, Query};
 pub use row::{DELETED_AT, Row};
 pub use store::outbox::OutboxEntry;
-pub use sync::{LastError, SyncEvent, SyncStatus};
+pub use sync::{LastError, Received, SyncEvent, SyncStatus};
 pub use tasks::{Task, TaskDraft, TaskPatch, TaskQuery};
 
 // Types of the protocol crate that appear in this API, re-exported for convenience.

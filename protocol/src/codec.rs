@@ -43,6 +43,59 @@ pub fn encode<T: Serialize>(message: &T) -> Result<Vec<u8>, CodecError> {
     Ok(out)
 }
 
+/// Encodes a server message as frame `n` of its connection: the message's map with an `n`
+/// entry right after `type`. Server frames are numbered from 1 (`Welcome`) so that a client
+/// can tell a duplicated, missing or reordered frame from the next one (docs/protocol.md,
+/// "Frame numbers").
+pub fn encode_server_frame(n: u64, message: &ServerMessage) -> Result<Vec<u8>, CodecError> {
+    let value =
+        ciborium::Value::serialized(message).map_err(|e| CodecError::Encode(e.to_string()))?;
+    let ciborium::Value::Map(mut entries) = value else {
+        return Err(CodecError::Encode("a message must encode as a map".into()));
+    };
+    let at = usize::from(!entries.is_empty());
+    entries.insert(
+        at,
+        (
+            ciborium::Value::Text(FRAME_NUMBER.into()),
+            ciborium::Value::Integer(n.into()),
+        ),
+    );
+    encode(&ciborium::Value::Map(entries))
+}
+
+/// Decodes a numbered server frame into its number and message.
+pub fn decode_server_frame(frame: &[u8]) -> Result<(u64, ServerMessage), CodecError> {
+    let value: ciborium::Value =
+        ciborium::from_reader(frame).map_err(|e| CodecError::Malformed(e.to_string()))?;
+    let n = frame_number_of(&value)?;
+    Ok((n, decode_value(value, SERVER_TYPES)?))
+}
+
+/// The number of a server frame, even one whose message this version cannot read (a client
+/// skips such a frame but must count it).
+pub fn server_frame_number(frame: &[u8]) -> Result<u64, CodecError> {
+    let value: ciborium::Value =
+        ciborium::from_reader(frame).map_err(|e| CodecError::Malformed(e.to_string()))?;
+    frame_number_of(&value)
+}
+
+fn frame_number_of(value: &ciborium::Value) -> Result<u64, CodecError> {
+    value
+        .as_map()
+        .and_then(|m| {
+            m.iter()
+                .find_map(|(k, v)| match (k.as_text(), v.as_integer()) {
+                    (Some(FRAME_NUMBER), Some(n)) => u64::try_from(n).ok(),
+                    _ => None,
+                })
+        })
+        .ok_or_else(|| CodecError::Malformed("missing unsigned integer field `n`".into()))
+}
+
+/// The key of a server frame's number.
+const FRAME_NUMBER: &str = "n";
+
 /// Decodes a frame sent by a client.
 pub fn decode_client(frame: &[u8]) -> Result<ClientMessage, CodecError> {
     decode_known(frame, CLIENT_TYPES)
@@ -56,6 +109,13 @@ pub fn decode_server(frame: &[u8]) -> Result<ServerMessage, CodecError> {
 fn decode_known<T: DeserializeOwned>(frame: &[u8], known: &[&str]) -> Result<T, CodecError> {
     let value: ciborium::Value =
         ciborium::from_reader(frame).map_err(|e| CodecError::Malformed(e.to_string()))?;
+    decode_value(value, known)
+}
+
+fn decode_value<T: DeserializeOwned>(
+    value: ciborium::Value,
+    known: &[&str],
+) -> Result<T, CodecError> {
     let kind = message_type(&value)
         .ok_or_else(|| CodecError::Malformed("missing text field `type`".into()))?
         .to_owned();
@@ -94,6 +154,31 @@ mod tests {
     fn roundtrip_server(m: ServerMessage) {
         let bytes = encode(&m).expect("encode");
         assert_eq!(decode_server(&bytes).expect("decode"), m);
+        let numbered = encode_server_frame(41, &m).expect("encode frame");
+        assert_eq!(
+            decode_server_frame(&numbered).expect("decode frame"),
+            (41, m.clone())
+        );
+        // Readers that ignore frame numbers still understand numbered frames.
+        assert_eq!(decode_server(&numbered).expect("decode"), m);
+    }
+
+    #[test]
+    fn frame_number_follows_the_type() {
+        let bytes = encode_server_frame(3, &ServerMessage::Pong { nonce: 1 }).expect("encode");
+        let value: ciborium::Value = ciborium::from_reader(&bytes[..]).expect("cbor");
+        let keys: Vec<_> = value
+            .as_map()
+            .expect("map")
+            .iter()
+            .filter_map(|(k, _)| k.as_text().map(str::to_owned))
+            .collect();
+        assert_eq!(keys, ["type", "n", "nonce"]);
+        let unnumbered = encode(&ServerMessage::Pong { nonce: 1 }).expect("encode");
+        assert!(matches!(
+            decode_server_frame(&unnumbered),
+            Err(CodecError::Malformed(_))
+        ));
     }
 
     #[test]

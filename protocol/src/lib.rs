@@ -23,9 +23,12 @@ pub mod record;
 pub mod rules;
 pub mod schema;
 
-pub use codec::{CodecError, decode_client, decode_server, encode};
+pub use codec::{
+    CodecError, decode_client, decode_server, decode_server_frame, encode, encode_server_frame,
+    server_frame_number,
+};
 pub use codes::{CloseCode, ErrorCode};
 pub use messages::*;
 
 /// The protocol version this build speaks. Bumped on any incompatible wire change.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;

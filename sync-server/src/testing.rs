@@ -19,6 +19,7 @@ use crate::app::{AppState, serve};
 use crate::auth::AuthKeys;
 use crate::db;
 use crate::embedded_pg::{EmbeddedPostgres, Options};
+use syncline_protocol::rules::OrgRole;
 
 /// Secret the test servers sign tokens with (tests mint expired tokens with it).
 pub const TEST_JWT_SECRET: &[u8] = b"syncline-test-secret-0123456789abcdef";
@@ -66,6 +67,44 @@ pub async fn fresh_database_url() -> String {
         .execute(&mut admin)
         .await
         .expect("create test database");
+    replace_database(&admin_url, &name)
+}
+
+/// The migrated template of [`fresh_migrated_database_url`], made once per process.
+static TEMPLATE: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+
+/// Creates a database that is already migrated, as a copy of a template migrated once per
+/// process: much cheaper than migrating each database, for suites that start hundreds of
+/// servers (the conflict-tests simulation).
+pub async fn fresh_migrated_database_url() -> String {
+    let template = TEMPLATE
+        .get_or_init(|| async {
+            let url = fresh_database_url().await;
+            let pool = db::connect_and_migrate(&url, 2)
+                .await
+                .expect("migrate the template database");
+            // A template must have no open connections when it is copied.
+            pool.close().await;
+            url.rsplit('/')
+                .next()
+                .and_then(|s| s.split('?').next())
+                .expect("database name in the url")
+                .to_owned()
+        })
+        .await;
+    let admin_url = tokio::task::spawn_blocking(|| cluster().admin_url.clone())
+        .await
+        .expect("cluster start panicked");
+    let name = format!("syncline_test_{}", Uuid::new_v4().simple());
+    let mut admin = PgConnection::connect(&admin_url)
+        .await
+        .expect("connect to the test cluster");
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "CREATE DATABASE {name} TEMPLATE {template}"
+    )))
+    .execute(&mut admin)
+    .await
+    .expect("create test database from the template");
     replace_database(&admin_url, &name)
 }
 
@@ -294,6 +333,55 @@ impl TestServer {
             )
             .await;
         assert_eq!(status, reqwest::StatusCode::NO_CONTENT, "{body}");
+    }
+
+    /// Creates an org whose members have these roles (the first should be `owner`) directly in
+    /// the database, with sessions signed by the server's keys: no password hashing and no
+    /// HTTP, for simulations that set up many orgs. The users have no password (they cannot
+    /// log in); everything else about them is real.
+    pub async fn seed_org(&self, name: &str, roles: &[OrgRole]) -> Vec<TestUser> {
+        let org_id = Uuid::now_v7();
+        let mut tx = self.db.begin().await.expect("begin");
+        sqlx::query("INSERT INTO orgs (id, name) VALUES ($1, $2)")
+            .bind(org_id)
+            .bind(name)
+            .execute(&mut *tx)
+            .await
+            .expect("insert org");
+        sqlx::query("INSERT INTO org_change_seq (org_id, last_seq) VALUES ($1, 0)")
+            .bind(org_id)
+            .execute(&mut *tx)
+            .await
+            .expect("insert org seq");
+        let now = chrono::Utc::now().timestamp();
+        let mut users = Vec::new();
+        for (i, role) in roles.iter().enumerate() {
+            let user_id = Uuid::now_v7();
+            sqlx::query(
+                "INSERT INTO users (id, email, display_name, password_hash) VALUES ($1, $2, $3, '!')",
+            )
+            .bind(user_id)
+            .bind(format!("{}-{i}@{org_id}.test", role.as_str()))
+            .bind(format!("{name} {i}"))
+            .execute(&mut *tx)
+            .await
+            .expect("insert user");
+            sqlx::query("INSERT INTO org_members (org_id, user_id, role) VALUES ($1, $2, $3)")
+                .bind(org_id)
+                .bind(user_id)
+                .bind(role.as_str())
+                .execute(&mut *tx)
+                .await
+                .expect("insert member");
+            users.push(TestUser {
+                user_id,
+                org_id,
+                access_token: self.sign_token(user_id, org_id, now, now + 86_400),
+                refresh_token: String::new(),
+            });
+        }
+        tx.commit().await.expect("commit org");
+        users
     }
 
     /// Signs an access token directly (e.g. an expired one).

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
-use syncline_protocol::{ClientMessage, CodecError, decode_server, encode};
+use syncline_protocol::{ClientMessage, encode};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
@@ -18,7 +18,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async_with_conf
 
 use super::backoff::Backoff;
 use super::handle::{Control, Shared, SyncConfig};
-use crate::sync::{LastError, SyncEvent};
+use crate::sync::{LastError, Received, SyncEvent};
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -253,24 +253,18 @@ async fn on_frame(
     bytes: &[u8],
     end: &mut SessionEnd,
 ) -> Result<(), LastError> {
-    let message = match decode_server(bytes) {
-        Ok(message) => message,
-        // A newer server's message, or a field this version cannot read: skip it rather than
-        // drop a working connection.
-        Err(e @ (CodecError::UnknownType(_) | CodecError::InvalidFields { .. })) => {
-            tracing::warn!(error = %e, "ignoring a server message this client cannot read");
-            return Ok(());
-        }
-        Err(e) => {
-            return Err(LastError::message(format!(
-                "undecodable frame from the server: {e}"
-            )));
-        }
-    };
     let (events, outgoing) = {
         let mut client = shared.lock();
-        let events = match client.handle(message) {
-            Ok(events) => events,
+        let events = match client.receive(bytes) {
+            Ok(Received::Handled(events)) => events,
+            Ok(Received::Duplicate { .. } | Received::Skipped { .. }) => Vec::new(),
+            // Frames went missing: reconnecting resumes from the persisted cursor, which never
+            // moves past a missing frame.
+            Ok(broken @ (Received::Gap { .. } | Received::Malformed { .. })) => {
+                return Err(LastError::message(format!(
+                    "unusable server stream: {broken:?}"
+                )));
+            }
             // The transaction rolled back; reconnecting replays from the persisted cursor.
             Err(e) => {
                 return Err(LastError {

@@ -37,13 +37,13 @@ fn set(conn: &Connection, key: &str, value: impl rusqlite::ToSql) -> Result<()> 
     Ok(())
 }
 
-/// The client id, generated on first open. It is also the automerge actor of every local
-/// change, so it must never change for the life of the replica.
-pub(crate) fn client_id(conn: &Connection) -> Result<Uuid> {
+/// The client id, generated (or taken from `new_id`) on first open. It is also the automerge
+/// actor of every local change, so it must never change for the life of the replica.
+pub(crate) fn client_id(conn: &Connection, new_id: Option<Uuid>) -> Result<Uuid> {
     if let Some(text) = get_text(conn, CLIENT_ID)? {
         return parse_id(&text);
     }
-    let id = Uuid::now_v7();
+    let id = new_id.unwrap_or_else(Uuid::now_v7);
     set(conn, CLIENT_ID, super::id_text(id))?;
     tracing::info!(client_id = %id, "new replica: generated client id");
     Ok(id)

@@ -4,6 +4,7 @@
 //! ```text
 //! on_connecting()            -> status Connecting
 //! on_connected(token)        -> [Hello, Subscribe per collection, Push(outbox)...]
+//! receive(frame bytes)      -> Handled([SyncEvent...]) | Duplicate | Skipped | Gap | Malformed
 //! handle(ServerMessage)      -> [SyncEvent...]   (one SQLite transaction each)
 //! take_outgoing()            -> [Push(new outbox entries)...] after local writes
 //! on_disconnected()          -> status Offline; unanswered pushes are resent next time
@@ -11,11 +12,13 @@
 //!
 //! - [`outgoing`]: connection lifecycle and what the client sends.
 //! - [`incoming`]: applying server messages to the replica.
+//! - [`frames`]: frame numbers: duplicates ignored, a gap ends the connection.
 //! - [`reject`]: rebuilding a document's working state after a rejected change.
 //!
 //! Connection state (subscriptions, what was pushed) lives in memory and is reset on every
 //! connection; everything that must survive a restart (cursors, outbox, documents) is in SQLite.
 
+mod frames;
 mod incoming;
 mod outgoing;
 mod reject;
@@ -27,6 +30,8 @@ use syncline_protocol::{ErrorCode, MutationId};
 use uuid::Uuid;
 
 use crate::client::Client;
+
+pub use frames::Received;
 
 /// Connection status as a UI shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -145,6 +150,8 @@ pub(crate) struct SyncSession {
     pub subs: BTreeMap<u32, Subscription>,
     /// Highest outbox seq pushed on this connection; entries above it are unsent.
     pub sent_up_to: u64,
+    /// Number of the last server frame handled on this connection (frames start at 1).
+    pub last_frame: u64,
     pub last_error: Option<LastError>,
 }
 

@@ -53,6 +53,7 @@ impl Client {
         }
         self.sync.phase = Phase::AwaitingWelcome;
         self.sync.sent_up_to = 0;
+        self.sync.last_frame = 0;
         messages.extend(self.take_outgoing()?);
         tracing::debug!(client_id = %self.client_id, pending = self.pending, "connected; handshake queued");
         Ok(messages)
@@ -78,6 +79,7 @@ impl Client {
         self.sync.phase = Phase::Offline;
         self.sync.subs.clear();
         self.sync.sent_up_to = 0;
+        self.sync.last_frame = 0;
     }
 }
 

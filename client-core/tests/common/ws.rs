@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures_util::{SinkExt, StreamExt};
-use syncline_protocol::{ClientMessage, CloseCode, ServerMessage, decode_client, encode};
+use syncline_protocol::{
+    ClientMessage, CloseCode, ServerMessage, decode_client, encode_server_frame,
+};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::broadcast;
 use tokio_tungstenite::tungstenite::Message;
@@ -126,15 +128,17 @@ impl Connection {
         let mut changes = self.changes.subscribe();
         self.sessions.fetch_add(1, Ordering::SeqCst);
         let mut pending = vec![hello];
+        // Server frames are numbered from 1 on each connection (docs/protocol.md).
+        let mut sent = 0u64;
+        let mut frame = |message: &ServerMessage| {
+            sent += 1;
+            Message::Binary(encode_server_frame(sent, message).expect("encode").into())
+        };
         loop {
             for message in pending.drain(..) {
                 let out = self.server.lock().expect("lock").receive(message);
                 for reply in out.replies {
-                    if sink
-                        .send(Message::Binary(encode(&reply).expect("encode").into()))
-                        .await
-                        .is_err()
-                    {
+                    if sink.send(frame(&reply)).await.is_err() {
                         return;
                     }
                 }
@@ -153,7 +157,7 @@ impl Connection {
                 },
                 change = changes.recv() => match change {
                     Ok(change) => {
-                        if sink.send(Message::Binary(encode(&change).expect("encode").into())).await.is_err() {
+                        if sink.send(frame(&change)).await.is_err() {
                             return;
                         }
                     }

@@ -8,11 +8,11 @@
 
 use std::collections::HashSet;
 
-use axum::extract::ws::WebSocket;
 use serde_bytes::ByteBuf;
 use syncline_protocol::{CloseCode, DocSnapshot, ServerMessage};
 use uuid::Uuid;
 
+use super::frames::FrameSocket;
 use super::session::{Stop, send};
 use super::subscriptions::Subscriptions;
 use crate::AppState;
@@ -46,7 +46,7 @@ impl Delivery {
     /// Sends one committed change if the user may read it and a subscription covers it.
     pub async fn forward(
         &mut self,
-        socket: &mut WebSocket,
+        socket: &mut FrameSocket,
         state: &AppState,
         change: &CommittedChange,
     ) -> Result<(), Stop> {
@@ -66,7 +66,7 @@ impl Delivery {
 
     async fn on_acl_change(
         &mut self,
-        socket: &mut WebSocket,
+        socket: &mut FrameSocket,
         state: &AppState,
         entry: &CommittedChange,
     ) -> Result<(), Stop> {
@@ -150,7 +150,7 @@ impl Delivery {
     /// Sends the current state of documents the user can now read, per covering subscription.
     async fn send_gained(
         &mut self,
-        socket: &mut WebSocket,
+        socket: &mut FrameSocket,
         state: &AppState,
         docs: &[Uuid],
     ) -> Result<(), Stop> {

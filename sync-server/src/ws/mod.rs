@@ -6,6 +6,7 @@
 //! - [`subscriptions`]: snapshots, catch-up from a cursor, and live filtering.
 
 mod delivery;
+mod frames;
 mod handshake;
 mod session;
 mod subscriptions;

@@ -4,16 +4,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use axum::extract::ws::{Message, WebSocket};
 use syncline_protocol::{
     ClientMessage, CloseCode, CodecError, ErrorCode, Mutation, PROTOCOL_VERSION, ServerMessage,
-    decode_client, encode,
+    decode_client,
 };
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::delivery::Delivery;
+use super::frames::FrameSocket;
 use super::handshake::{self, Identity, truncate};
 use super::subscriptions;
 use crate::AppState;
@@ -48,7 +49,8 @@ impl From<sqlx::Error> for Stop {
 }
 
 /// Runs a connection to its end.
-pub async fn run(mut socket: WebSocket, state: AppState) {
+pub async fn run(socket: WebSocket, state: AppState) {
+    let mut socket = FrameSocket::new(socket);
     let span = tracing::info_span!(
         "sync_connection",
         user_id = tracing::field::Empty,
@@ -56,12 +58,12 @@ pub async fn run(mut socket: WebSocket, state: AppState) {
         client_id = tracing::field::Empty
     );
     async move {
-        let identity = match Box::pin(handshake::authenticate(&mut socket, &state)).await {
+        let identity = match Box::pin(handshake::authenticate(socket.raw(), &state)).await {
             Ok(identity) => identity,
             Err(refused) => {
                 if let Some((code, reason)) = refused {
                     tracing::info!(code = code.code(), %reason, "handshake refused");
-                    close(&mut socket, code, reason).await;
+                    socket.close(code, reason).await;
                 }
                 return;
             }
@@ -75,7 +77,7 @@ pub async fn run(mut socket: WebSocket, state: AppState) {
             Stop::PeerGone => tracing::info!("sync session ended by peer"),
             Stop::Close(code, reason) => {
                 tracing::info!(code = code.code(), %reason, "closing sync session");
-                close(&mut socket, code, reason).await;
+                socket.close(code, reason).await;
             }
         }
     }
@@ -83,25 +85,13 @@ pub async fn run(mut socket: WebSocket, state: AppState) {
     .await;
 }
 
-async fn close(socket: &mut WebSocket, code: CloseCode, reason: String) {
-    let frame = CloseFrame {
-        code: code.code(),
-        reason: truncate(&reason).into(),
-    };
-    let _ = socket.send(Message::Close(Some(frame))).await;
-}
-
-/// Encodes and sends one message.
-pub async fn send(socket: &mut WebSocket, message: &ServerMessage) -> Result<(), Stop> {
-    let bytes = encode(message).map_err(|e| Stop::from(ServerError::internal(e)))?;
-    socket
-        .send(Message::Binary(bytes.into()))
-        .await
-        .map_err(|_| Stop::PeerGone)
+/// Sends one message as the connection's next numbered frame.
+pub async fn send(socket: &mut FrameSocket, message: &ServerMessage) -> Result<(), Stop> {
+    socket.send(message).await
 }
 
 struct Connection<'a> {
-    socket: &'a mut WebSocket,
+    socket: &'a mut FrameSocket,
     state: &'a AppState,
     identity: Identity,
     delivery: Delivery,
@@ -110,7 +100,7 @@ struct Connection<'a> {
     expires_at: Instant,
 }
 
-async fn serve(socket: &mut WebSocket, state: &AppState, identity: Identity) -> Stop {
+async fn serve(socket: &mut FrameSocket, state: &AppState, identity: Identity) -> Stop {
     let org_id = identity.session.org_id;
     // Subscribe before reading the current seq, so no batch committed in between is missed.
     let mut live = state.hub.subscribe(org_id);
@@ -210,7 +200,12 @@ impl Connection<'_> {
             }
             ClientMessage::Push { mutations } => self.push(&mutations).await,
             ClientMessage::Reauth { token } => self.reauth(&token).await,
+            // A Ping is also a barrier: the Pong follows every change committed before the Ping
+            // arrived, even one this connection has not heard of yet (a commit on another
+            // server process whose notification is still on its way). Clients and tests use
+            // it to know they have seen everything (docs/protocol.md).
             ClientMessage::Ping { nonce } => {
+                self.catch_up_live().await?;
                 send(self.socket, &ServerMessage::Pong { nonce }).await
             }
         }

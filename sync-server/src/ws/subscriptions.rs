@@ -9,7 +9,6 @@
 
 use std::collections::HashMap;
 
-use axum::extract::ws::WebSocket;
 use futures_util::TryStreamExt;
 use serde_bytes::ByteBuf;
 use syncline_protocol::schema;
@@ -17,6 +16,7 @@ use syncline_protocol::{DocSnapshot, ErrorCode, Scope, ServerMessage};
 use uuid::Uuid;
 
 use super::delivery::Delivery;
+use super::frames::FrameSocket;
 use super::session::{Stop, send};
 use crate::AppState;
 use crate::store::change_log::{self, LogFilter};
@@ -66,7 +66,7 @@ impl Subscriptions {
 /// Validates the scope, sends its snapshot and/or catch-up, then `Synced`.
 pub async fn subscribe(
     delivery: &mut Delivery,
-    socket: &mut WebSocket,
+    socket: &mut FrameSocket,
     state: &AppState,
     live_pos: u64,
     sub_id: u32,
@@ -149,7 +149,7 @@ async fn check_scope(
 /// Sends the scope's readable documents as of one consistent snapshot; returns its seq.
 async fn send_snapshot(
     delivery: &mut Delivery,
-    socket: &mut WebSocket,
+    socket: &mut FrameSocket,
     state: &AppState,
     sub_id: u32,
     scope: &Scope,
