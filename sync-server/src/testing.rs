@@ -407,7 +407,7 @@ pub mod raw {
 
     use futures_util::{SinkExt, StreamExt};
     use syncline_protocol::{
-        ClientMessage, PROTOCOL_VERSION, ServerMessage, decode_server, encode,
+        ClientMessage, PROTOCOL_VERSION, ServerMessage, decode_server_frame, encode,
     };
     use tokio::net::TcpStream;
     use tokio_tungstenite::tungstenite::Message;
@@ -428,6 +428,8 @@ pub mod raw {
     pub struct RawClient {
         ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
         pub client_id: Uuid,
+        /// Number of the last server frame received; every test checks the numbering.
+        frames: u64,
     }
 
     impl std::fmt::Debug for RawClient {
@@ -444,6 +446,7 @@ pub mod raw {
             Self {
                 ws,
                 client_id: Uuid::now_v7(),
+                frames: 0,
             }
         }
 
@@ -494,9 +497,15 @@ pub mod raw {
                 match next {
                     None | Some(Err(_)) => return Received::Closed(None),
                     Some(Ok(Message::Binary(b))) => {
-                        return Received::Message(
-                            decode_server(&b).expect("server sent an undecodable frame"),
+                        let (n, message) =
+                            decode_server_frame(&b).expect("server sent an undecodable frame");
+                        assert_eq!(
+                            n,
+                            self.frames + 1,
+                            "server frames must be numbered 1, 2, 3, ...: got {message:?}"
                         );
+                        self.frames = n;
+                        return Received::Message(message);
                     }
                     Some(Ok(Message::Close(frame))) => {
                         return Received::Closed(

@@ -169,3 +169,56 @@ async fn a_revoke_made_on_one_node_evicts_and_refuses_on_another() {
         other => panic!("expected the revoked guest's edit to be refused, got {other:?}"),
     }
 }
+
+/// A Ping is a barrier: its Pong comes after every change committed before the Ping, even one
+/// committed on another node whose notification has not been acted on yet.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pong_follows_every_change_committed_before_the_ping() {
+    let one = TestServer::start().await;
+    let two = TestServer::start_on(one.database_url.clone()).await;
+    let user = one.register("barrier@example.com").await;
+    let mut reader = RawClient::hello(&two.ws_url(), &user.access_token).await;
+    reader
+        .send(&ClientMessage::Subscribe {
+            sub_id: 1,
+            scope: Scope::Collection {
+                collection: "tasks".into(),
+            },
+            cursor: None,
+        })
+        .await;
+    reader
+        .until(|m| matches!(m, ServerMessage::Synced { .. }))
+        .await;
+    let mut writer = RawClient::hello(&one.ws_url(), &user.access_token).await;
+    for round in 1..=10u64 {
+        let mut doc = AutoCommit::new().with_actor(ActorId::random());
+        writer
+            .send(&ClientMessage::Push {
+                mutations: vec![Mutation {
+                    mid: MutationId {
+                        client_id: writer.client_id,
+                        seq: round,
+                    },
+                    doc_id: Uuid::now_v7(),
+                    collection: "tasks".into(),
+                    payload: ByteBuf::from(task_change(
+                        &mut doc,
+                        &[("title", s("t")), ("status", s("todo"))],
+                    )),
+                }],
+            })
+            .await;
+        let acked = writer
+            .until(|m| matches!(m, ServerMessage::Ack { .. }))
+            .await;
+        assert!(matches!(acked, ServerMessage::Ack { seq, .. } if seq == round));
+        // Committed on node one; ask node two right away.
+        reader.send(&ClientMessage::Ping { nonce: round }).await;
+        match reader.message().await {
+            ServerMessage::Change { seq, .. } => assert_eq!(seq, round),
+            other => panic!("round {round}: expected the change before the pong, got {other:?}"),
+        }
+        assert_eq!(reader.message().await, ServerMessage::Pong { nonce: round });
+    }
+}
