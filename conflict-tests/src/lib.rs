@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 
 pub mod harness;
+pub mod sim;
 
 use chrono::DateTime;
 use client_core::Client;

@@ -53,6 +53,8 @@ pub struct ChangeHub {
     orgs: Arc<Mutex<HashMap<Uuid, broadcast::Sender<Arc<CommittedBatch>>>>>,
     /// Where local commits are announced to other server processes, once clustering runs.
     announcer: Arc<OnceLock<mpsc::UnboundedSender<(Uuid, u64)>>>,
+    /// Set by [`Self::shut_down`].
+    closed: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::fmt::Debug for ChangeHub {
@@ -62,15 +64,31 @@ impl std::fmt::Debug for ChangeHub {
 }
 
 impl ChangeHub {
-    /// Receives every batch of `org_id` published from now on.
+    /// Receives every batch of `org_id` published from now on. After [`Self::shut_down`] the
+    /// receiver is closed at once.
     pub fn subscribe(&self, org_id: Uuid) -> broadcast::Receiver<Arc<CommittedBatch>> {
         let mut orgs = self
             .orgs
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if self.closed.load(std::sync::atomic::Ordering::SeqCst) {
+            return broadcast::channel(1).1;
+        }
         orgs.entry(org_id)
             .or_insert_with(|| broadcast::channel(CHANNEL_CAPACITY).0)
             .subscribe()
+    }
+
+    /// Closes every org's channel: each sync session ends with close code 1013 ("server
+    /// shutting down", reconnect elsewhere). Upgraded connections outlive the HTTP server's
+    /// graceful shutdown, so this is how they learn of it.
+    pub fn shut_down(&self) {
+        let mut orgs = self
+            .orgs
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
+        orgs.clear();
     }
 
     /// Announces local commits to `announcer` from now on (see [`crate::cluster`]).

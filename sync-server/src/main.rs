@@ -93,13 +93,15 @@ async fn serve_until_shutdown(
         .context("reading the listening address")?;
     tracing::info!(%addr, "syncline-server listening");
 
-    serve(listener, state, shutdown_signal())
+    serve(listener, state.clone(), shutdown_signal())
         .await
         .context("serving HTTP")?;
     tracing::info!("shutting down");
     drop(cluster);
-    // Sync sessions outlive graceful shutdown (upgraded connections are not tracked) and may
-    // hold connections; don't wait for them forever.
+    // Sync sessions outlive the HTTP server's graceful shutdown (upgraded connections are not
+    // tracked): closing the hub ends each with 1013. Some may still hold database connections
+    // for a moment; don't wait for them forever.
+    state.hub.shut_down();
     if tokio::time::timeout(Duration::from_secs(10), pool.close())
         .await
         .is_err()

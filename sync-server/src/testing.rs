@@ -85,9 +85,10 @@ pub async fn fresh_migrated_database_url() -> String {
                 .expect("migrate the template database");
             // A template must have no open connections when it is copied.
             pool.close().await;
-            url.rsplit('/')
+            // `postgres://.../name?params` (the params may hold a socket path with slashes).
+            url.split('?')
                 .next()
-                .and_then(|s| s.split('?').next())
+                .and_then(|base| base.rsplit('/').next())
                 .expect("database name in the url")
                 .to_owned()
         })
@@ -204,9 +205,11 @@ impl TestServer {
         }
     }
 
-    /// Stops accepting and closes the server (open WebSockets are dropped with the task).
+    /// Stops accepting and closes the server; open sync sessions end with 1013, as when the
+    /// process shuts down.
     pub async fn stop(&mut self) {
         self.cluster.take();
+        self.state.hub.shut_down();
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }

@@ -39,6 +39,11 @@ impl Delivery {
         }
     }
 
+    /// The document was evicted outside an authorization change (see `session::push`).
+    pub fn forget(&mut self, doc_id: Uuid) {
+        self.delivered.remove(&doc_id);
+    }
+
     pub fn note_delivered(&mut self, doc_id: Uuid) {
         self.delivered.insert(doc_id);
     }

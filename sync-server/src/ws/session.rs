@@ -243,6 +243,30 @@ impl Connection<'_> {
         for reply in &outcome.replies {
             send(self.socket, reply).await?;
         }
+        // A client may hold documents it can no longer read that no `Evict` reached: its own
+        // offline creations after losing access, or a replica that resubscribed with a fresh
+        // snapshot (which only lists what it may read). Answering a mutation on such a document
+        // is the moment to tell it, so no replica keeps a document it may not read.
+        let acl = self
+            .state
+            .acl
+            .get(&self.state.db, self.identity.session.org_id)
+            .await?;
+        let mut evicted = std::collections::HashSet::new();
+        for mutation in mutations {
+            if !acl.can_read(self.identity.session.user_id, mutation.doc_id)
+                && evicted.insert(mutation.doc_id)
+            {
+                self.delivery.forget(mutation.doc_id);
+                send(
+                    self.socket,
+                    &ServerMessage::Evict {
+                        doc_id: mutation.doc_id,
+                    },
+                )
+                .await?;
+            }
+        }
         Ok(())
     }
 
