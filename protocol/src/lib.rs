@@ -18,6 +18,7 @@
 
 pub mod codec;
 pub mod codes;
+pub mod fuzzing;
 pub mod messages;
 pub mod record;
 pub mod rules;

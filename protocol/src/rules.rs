@@ -4,7 +4,8 @@
 //!
 //! - [`touched_fields`]: decodes an automerge change and returns the root-map keys (record
 //!   fields) it writes or deletes, attributing edits inside nested objects (the elements of a
-//!   list field) to the field that holds them;
+//!   list field) to the field that holds them, and adding every key whose value the change
+//!   alters (a forged change can overwrite a key without naming it);
 //! - [`authorize_write`]: judges those fields against the collection's rules and the user's
 //!   relation to the document. A change is judged as a whole: one forbidden field refuses it.
 //!
@@ -17,8 +18,8 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::str::FromStr;
 
-use automerge::legacy::{Key, ObjectId};
-use automerge::{Change, ObjId, Prop, ReadDoc};
+use automerge::legacy::{Key, ObjectId, OpType};
+use automerge::{Automerge, Change, ChangeHash, ObjId, PatchAction, Prop, ReadDoc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -248,11 +249,20 @@ pub fn read_relation(schema: &CollectionSchema) -> Relation {
 ///
 /// `merged` must be a document that contains the change (the server's document after applying
 /// it): operations on nested objects, such as the elements of a list field, are attributed to
-/// the root key that holds the object, found through the object's path in `merged`. Fails with
-/// `invalid_change` when an operation targets an object `merged` does not have.
-pub fn touched_fields<D: ReadDoc>(
+/// the root key that holds the object, found through the object's path in `merged`.
+///
+/// An operation names its key, but also the operations it overwrites (its predecessors), and
+/// automerge does not check that those are operations of the same key: a crafted change can
+/// write `status` while deleting `assignee_id` through a predecessor. So the keys whose visible
+/// value the change alters in `merged` (an automerge diff across the change) are touched too,
+/// whichever operation names them.
+///
+/// Fails with `invalid_change` when an operation targets an object `merged` does not have, has
+/// a shape automerge never produces (an insertion into a map, a mark that is not inserted), or
+/// `merged` lacks a change this one depends on.
+pub fn touched_fields(
     change: &Change,
-    merged: &D,
+    merged: &Automerge,
 ) -> Result<BTreeSet<String>, RecordError> {
     let expanded = change.decode();
     let mut touched = BTreeSet::new();
@@ -260,6 +270,18 @@ pub fn touched_fields<D: ReadDoc>(
     // the same object.
     let mut roots: HashMap<ObjectId, String> = HashMap::new();
     for op in &expanded.operations {
+        // Shapes automerge applies but never produces, and whose effect on the document the
+        // rules cannot judge.
+        let malformed = if op.insert && matches!(op.key, Key::Map(_)) {
+            Some("an operation inserts into a map")
+        } else if !op.insert && matches!(op.action, OpType::MarkBegin(_) | OpType::MarkEnd(_)) {
+            Some("a mark overwrites an element instead of being inserted")
+        } else {
+            None
+        };
+        if let Some(message) = malformed {
+            return Err(RecordError::new(ErrorCode::InvalidChange, "", message));
+        }
         match &op.obj {
             ObjectId::Root => match &op.key {
                 Key::Map(key) => {
@@ -295,7 +317,59 @@ pub fn touched_fields<D: ReadDoc>(
             }
         }
     }
+    touched.extend(changed_root_keys(change, merged)?);
     Ok(touched)
+}
+
+/// The root keys whose visible value differs between `merged` without `change` and `merged`.
+fn changed_root_keys(change: &Change, merged: &Automerge) -> Result<BTreeSet<String>, RecordError> {
+    let after = merged.get_heads();
+    let hash = change.hash();
+    // The heads before the change: the others, plus what it was made on (an ancestor among
+    // them changes nothing).
+    let before: Vec<ChangeHash> = after
+        .iter()
+        .filter(|h| **h != hash)
+        .chain(change.deps())
+        .copied()
+        .collect();
+    if let Some(missing) = before
+        .iter()
+        .find(|h| merged.get_change_by_hash(h).is_none())
+    {
+        return Err(RecordError::new(
+            ErrorCode::InvalidChange,
+            "",
+            format!("the document lacks change {missing}, which this one depends on"),
+        ));
+    }
+    let mut keys = BTreeSet::new();
+    for patch in merged.diff(&before, &after) {
+        let key = match (patch.path.first(), patch.action) {
+            (Some((_, Prop::Map(key))), _) => key.clone(),
+            (
+                None,
+                PatchAction::PutMap { key, .. }
+                | PatchAction::DeleteMap { key }
+                | PatchAction::Increment {
+                    prop: Prop::Map(key),
+                    ..
+                }
+                | PatchAction::Conflict {
+                    prop: Prop::Map(key),
+                },
+            ) => key,
+            (_, action) => {
+                return Err(RecordError::new(
+                    ErrorCode::InvalidChange,
+                    "",
+                    format!("the change edits the root map as a list ({action})"),
+                ));
+            }
+        };
+        keys.insert(key);
+    }
+    Ok(keys)
 }
 
 /// Judges a change that writes the `touched` fields of a document of `schema`, made by
@@ -588,6 +662,85 @@ mod tests {
         // Judged against a document that does not contain the change.
         let err = touched_fields(&change, doc.document()).expect_err("unreachable");
         assert_eq!(err.code, ErrorCode::InvalidChange);
+    }
+
+    /// Found by the `authorize_change` fuzz target (docs/fuzzing.md): an operation's
+    /// predecessors may name operations of another key, which automerge then overwrites.
+    #[test]
+    fn a_key_overwritten_through_a_predecessor_is_touched() {
+        let assignee = Uuid::now_v7();
+        let mut doc = base(Some(assignee));
+        let before = read_record(&doc, &TASKS).expect("valid before");
+        let Some((_, ObjId::Id(counter, actor, _))) = doc.get(ROOT, "assignee_id").expect("get")
+        else {
+            panic!("assignee_id is an operation");
+        };
+        // The assignee marks the task done, which they may, and forges the status write to
+        // overwrite the assignee_id value too.
+        let (honest, _) = change_on(&mut doc, |d| {
+            put_field(d, &TASKS, "status", Some(&s("done"))).expect("status");
+        });
+        let mut forged = honest.decode();
+        let op = &mut forged.operations[0];
+        assert_eq!(op.key, Key::Map("status".into()));
+        let mut pred: Vec<_> = op.pred.iter().cloned().collect();
+        pred.push(automerge::legacy::OpId::new(counter, &actor));
+        op.pred = pred.into();
+        let forged = Change::from(forged);
+        let mut merged = doc.document().clone();
+        merged
+            .apply_changes([forged.clone()])
+            .expect("automerge applies it");
+        let after = read_record(&merged, &TASKS).expect("valid after");
+        assert_eq!(
+            after.get("assignee_id"),
+            None,
+            "the forged write unassigned the task"
+        );
+
+        let touched = touched_fields(&forged, &merged).expect("decodes");
+        assert_eq!(names(&touched), ["assignee_id", "status"]);
+        let err = authorize_write(
+            &TASKS,
+            assignee,
+            Some(Relation::Viewer),
+            Some(&before),
+            &after,
+            &touched,
+        )
+        .expect_err("a viewer may not unassign");
+        assert_eq!(
+            (err.code, err.field.as_str()),
+            (ErrorCode::FieldForbidden, "assignee_id")
+        );
+        // The honest change alone touches only status.
+        let mut merged = doc.document().clone();
+        merged.apply_changes([honest.clone()]).expect("applies");
+        let touched = touched_fields(&honest, &merged).expect("decodes");
+        assert_eq!(names(&touched), ["status"]);
+    }
+
+    /// Found by the `authorize_change` fuzz target: automerge applies operations it never
+    /// produces, whose effect the rules cannot judge (a value inserted into a map appears under a
+    /// key no operation names).
+    #[test]
+    fn operation_shapes_automerge_never_produces_are_invalid_changes() {
+        let mut doc = base(None);
+        let (honest, _) = change_on(&mut doc, |d| {
+            put_field(d, &TASKS, "status", Some(&s("done"))).expect("status");
+        });
+        let forge = |edit: &dyn Fn(&mut automerge::legacy::Op)| {
+            let mut forged = honest.decode();
+            edit(&mut forged.operations[0]);
+            Change::from(forged)
+        };
+        let inserted_into_map = forge(&|op| op.insert = true);
+        let mark_overwriting = forge(&|op| op.action = OpType::MarkEnd(false));
+        for forged in [inserted_into_map, mark_overwriting] {
+            // Judged before applying: automerge's own debug assertions reject the first one.
+            let err = touched_fields(&forged, doc.document()).expect_err("malformed");
+            assert_eq!(err.code, ErrorCode::InvalidChange, "{}", err.message);
+        }
     }
 
     #[test]
