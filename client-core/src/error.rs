@@ -31,6 +31,9 @@ pub enum ClientError {
     /// The replica holds something this code never writes (e.g. a malformed client id).
     #[error("corrupt replica: {0}")]
     Corrupt(String),
+    /// A server change depends on history this replica never received (it resyncs).
+    #[error("document {0}: change without its history")]
+    MissingHistory(Uuid),
 }
 
 impl ClientError {
@@ -40,7 +43,10 @@ impl ClientError {
             Self::Invalid { source, .. } => source.code,
             Self::UnknownCollection(_) => ErrorCode::UnknownCollection,
             Self::NotFound { .. } => ErrorCode::NotFound,
-            Self::Storage(_) | Self::Document { .. } | Self::Corrupt(_) => ErrorCode::Internal,
+            Self::Storage(_)
+            | Self::Document { .. }
+            | Self::Corrupt(_)
+            | Self::MissingHistory(_) => ErrorCode::Internal,
         }
     }
 

@@ -79,6 +79,10 @@ async fn seeds_with_faults_keep_every_invariant() {
     let started = std::time::Instant::now();
     let outcomes = run_all(plans, config.parallel).await;
     let steps: usize = outcomes.iter().map(|o| o.trace.len()).sum();
+    let slowest = outcomes.iter().max_by_key(|o| o.elapsed);
+    if let Some(o) = slowest {
+        eprintln!("slowest run: seed {} in {:.1?}", o.seed, o.elapsed);
+    }
     eprintln!(
         "{} runs ({} clients, {} operations, {} nodes, faults {}) green in {:.1?}; {steps} trace lines",
         outcomes.len(),
@@ -101,7 +105,11 @@ async fn saved_regression_plans_stay_green() {
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
         .collect();
     paths.sort();
-    assert!(!paths.is_empty(), "no regression plans in {}", dir.display());
+    assert!(
+        !paths.is_empty(),
+        "no regression plans in {}",
+        dir.display()
+    );
     let plans = paths
         .iter()
         .map(|p| sim::load_plan(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
@@ -119,12 +127,28 @@ async fn replaying_a_seed_reproduces_plan_and_outcome() {
         ..SimConfig::default()
     };
     let plan = sim::generate(&config, 4242);
-    assert_eq!(plan, sim::generate(&config, 4242), "plan generation is seeded");
-    assert_ne!(plan, sim::generate(&config, 4243), "different seeds, different plans");
+    assert_eq!(
+        plan,
+        sim::generate(&config, 4242),
+        "plan generation is seeded"
+    );
+    assert_ne!(
+        plan,
+        sim::generate(&config, 4243),
+        "different seeds, different plans"
+    );
     let first = sim::run_plan(&plan).await;
     let second = sim::run_plan(&plan).await;
-    assert!(first.result.is_ok(), "{}", sim::failure_report(&plan, &first));
-    assert!(second.result.is_ok(), "{}", sim::failure_report(&plan, &second));
+    assert!(
+        first.result.is_ok(),
+        "{}",
+        sim::failure_report(&plan, &first)
+    );
+    assert!(
+        second.result.is_ok(),
+        "{}",
+        sim::failure_report(&plan, &second)
+    );
     if let Some(i) = (0..first.trace.len().max(second.trace.len()))
         .find(|&i| first.trace.get(i) != second.trace.get(i))
     {

@@ -55,6 +55,8 @@ pub struct ChangeHub {
     announcer: Arc<OnceLock<mpsc::UnboundedSender<(Uuid, u64)>>>,
     /// Set by [`Self::shut_down`].
     closed: Arc<std::sync::atomic::AtomicBool>,
+    /// Tells connections still in their handshake (not subscribed yet) about the shutdown.
+    shutdown: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl std::fmt::Debug for ChangeHub {
@@ -89,6 +91,14 @@ impl ChangeHub {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
         orgs.clear();
+        self.shutdown.send_replace(true);
+    }
+
+    /// Resolves once [`Self::shut_down`] was called.
+    pub async fn until_shut_down(&self) {
+        let mut shutdown = self.shutdown.subscribe();
+        // Err: the sender is gone, which only happens when the hub itself is.
+        let _ = shutdown.wait_for(|closed| *closed).await;
     }
 
     /// Announces local commits to `announcer` from now on (see [`crate::cluster`]).

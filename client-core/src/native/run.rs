@@ -260,7 +260,7 @@ async fn on_frame(
             Ok(Received::Duplicate { .. } | Received::Skipped { .. }) => Vec::new(),
             // Frames went missing: reconnecting resumes from the persisted cursor, which never
             // moves past a missing frame.
-            Ok(broken @ (Received::Gap { .. } | Received::Malformed { .. })) => {
+            Ok(broken @ (Received::Gap { .. } | Received::Malformed { .. } | Received::Resync)) => {
                 return Err(LastError::message(format!(
                     "unusable server stream: {broken:?}"
                 )));

@@ -39,6 +39,12 @@ CREATE TABLE IF NOT EXISTS outbox (
     created_at INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS outbox_doc ON outbox (doc_id, seq);
+-- Documents a fresh snapshot did not list (the user may not read them) that were kept only
+-- because local changes to them awaited an answer: dropped once none does, unless the server
+-- sends them meanwhile (see sync/incoming.rs).
+CREATE TABLE IF NOT EXISTS unlisted (
+    doc_id TEXT PRIMARY KEY
+);
 ";
 
 /// Creates or upgrades every table. Returns the collections whose row table gained columns and

@@ -77,6 +77,7 @@ pub(crate) fn store_confirmed(conn: &Connection, id: Uuid, confirmed: &[u8]) -> 
 }
 
 pub(crate) fn delete(conn: &Connection, id: Uuid) -> Result<bool> {
+    clear_unlisted(conn, id)?;
     Ok(conn.execute("DELETE FROM documents WHERE id = ?1", [id_text(id)])? > 0)
 }
 
@@ -85,4 +86,28 @@ pub(crate) fn ids_in_collection(conn: &Connection, collection: &str) -> Result<V
     let mut stmt = conn.prepare("SELECT id FROM documents WHERE collection = ?1")?;
     let ids = stmt.query_map([collection], |r| r.get::<_, String>(0))?;
     ids.map(|id| parse_id(&id?)).collect()
+}
+
+/// Marks a document a fresh snapshot did not list (see the `unlisted` table).
+pub(crate) fn mark_unlisted(conn: &Connection, id: Uuid) -> Result<()> {
+    conn.execute(
+        "INSERT INTO unlisted (doc_id) VALUES (?1) ON CONFLICT DO NOTHING",
+        [id_text(id)],
+    )?;
+    Ok(())
+}
+
+/// The server sent the document after all (it is readable): no longer unlisted.
+pub(crate) fn clear_unlisted(conn: &Connection, id: Uuid) -> Result<()> {
+    conn.execute("DELETE FROM unlisted WHERE doc_id = ?1", [id_text(id)])?;
+    Ok(())
+}
+
+pub(crate) fn is_unlisted(conn: &Connection, id: Uuid) -> Result<bool> {
+    let n: i64 = conn.query_row(
+        "SELECT count(*) FROM unlisted WHERE doc_id = ?1",
+        [id_text(id)],
+        |r| r.get(0),
+    )?;
+    Ok(n > 0)
 }

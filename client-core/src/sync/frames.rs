@@ -25,12 +25,19 @@ pub enum Received {
     Gap { expected: u64, got: u64 },
     /// Not a server frame at all: the transport must close the connection.
     Malformed { reason: String },
+    /// The frame carried a change whose history this replica lacks. Nothing was applied; the
+    /// collection's cursor was cleared, and the transport must close the connection so the
+    /// next one starts from a full snapshot.
+    Resync,
 }
 
 impl Received {
     /// Whether the connection can no longer be used (`Gap`, `Malformed`).
     pub fn breaks_connection(&self) -> bool {
-        matches!(self, Received::Gap { .. } | Received::Malformed { .. })
+        matches!(
+            self,
+            Received::Gap { .. } | Received::Malformed { .. } | Received::Resync
+        )
     }
 }
 
@@ -65,6 +72,9 @@ impl Client {
         }
         let events = self.handle(message)?;
         self.sync.last_frame = n;
+        if std::mem::take(&mut self.sync.resync) {
+            return Ok(Received::Resync);
+        }
         Ok(Received::Handled(events))
     }
 

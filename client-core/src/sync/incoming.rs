@@ -75,10 +75,19 @@ impl Client {
         crate::client::refresh(&mut self.cache, &mut self.pending, &tx)?;
         let mut events = Vec::new();
         let mut touched = Vec::new();
+        if let Some(listed) = self
+            .sync
+            .subs
+            .get_mut(&sub_id)
+            .and_then(|s| s.snapshot.as_mut())
+        {
+            listed.extend(docs.iter().map(|d| d.doc_id));
+        }
         for snapshot in docs {
             let Some(schema) = known_schema(&snapshot.collection, snapshot.doc_id) else {
                 continue;
             };
+            documents::clear_unlisted(&tx, snapshot.doc_id)?;
             // The snapshot is a whole saved document; its changes merge like any others.
             let mut state = AutoCommit::load(&snapshot.state)
                 .map_err(|e| ClientError::document(snapshot.doc_id, e))?;
@@ -112,13 +121,53 @@ impl Client {
             tracing::warn!(sub_id, "Synced for an unknown subscription");
             return Ok(Vec::new());
         };
-        meta::set_cursor(&self.conn, sub.collection, cursor)?;
-        sub.synced = true;
-        Ok(vec![SyncEvent::Synced {
+        let collection = sub.collection;
+        let listed = sub.snapshot.take();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        crate::client::refresh(&mut self.cache, &mut self.pending, &tx)?;
+        let mut events = Vec::new();
+        let mut purged = Vec::new();
+        if let Some(listed) = listed {
+            let schema = schema::collection(collection);
+            for doc_id in documents::ids_in_collection(&tx, collection)? {
+                if listed.contains(&doc_id) {
+                    continue;
+                }
+                if !outbox::for_doc(&tx, doc_id)?.is_empty() {
+                    // A local creation on its way, or a document the user lost: dropped once
+                    // its changes are answered unless the server sends it meanwhile
+                    // (`drop_if_unlisted`; a wrong guess heals through `resync`).
+                    documents::mark_unlisted(&tx, doc_id)?;
+                    continue;
+                }
+                documents::delete(&tx, doc_id)?;
+                if let Some(schema) = schema {
+                    rows::delete(&tx, schema, doc_id)?;
+                }
+                purged.push(doc_id);
+                events.push(SyncEvent::Evicted {
+                    doc_id,
+                    collection: Some(collection.to_owned()),
+                });
+            }
+        }
+        meta::set_cursor(&tx, collection, cursor)?;
+        tx.commit()?;
+        for doc_id in purged {
+            tracing::info!(%doc_id, "not in the fresh snapshot: dropped");
+            self.cache.forget(doc_id);
+        }
+        if let Some(sub) = self.sync.subs.get_mut(&sub_id) {
+            sub.synced = true;
+        }
+        events.push(SyncEvent::Synced {
             sub_id,
-            collection: sub.collection.to_owned(),
+            collection: collection.to_owned(),
             cursor,
-        }])
+        });
+        Ok(events)
     }
 
     fn on_change(
@@ -137,16 +186,25 @@ impl Client {
         let mut touched = None;
         let mut changed = false;
         if let Some(schema) = known_schema(&collection, doc_id) {
+            documents::clear_unlisted(&tx, doc_id)?;
             match doc::parse_change(doc_id, payload) {
                 Ok(change) => {
-                    let (doc, working_changed) = merge_remote(
+                    let merged = merge_remote(
                         &tx,
                         &mut self.cache,
                         &self.actor,
                         schema,
                         doc_id,
                         vec![change],
-                    )?;
+                    );
+                    let (doc, working_changed) = match merged {
+                        Ok(merged) => merged,
+                        Err(ClientError::MissingHistory(doc_id)) => {
+                            drop(tx);
+                            return self.resync(&collection, doc_id);
+                        }
+                        Err(e) => return Err(e),
+                    };
                     touched = Some(doc);
                     changed = working_changed;
                 }
@@ -181,6 +239,18 @@ impl Client {
         Ok(events)
     }
 
+    /// A change arrived whose history this replica never received (a document it dropped
+    /// while the server still counted it as readable, or a stream that skipped it): nothing
+    /// was applied. The collection's cursor is cleared so the next connection starts from a
+    /// full snapshot, and the transport must reconnect (see `Received::Resync`).
+    fn resync(&mut self, collection: &str, doc_id: Uuid) -> Result<Vec<SyncEvent>> {
+        tracing::warn!(%doc_id, collection, "change without its history: resyncing from a snapshot");
+        self.cache.forget(doc_id);
+        meta::clear_cursor(&self.conn, collection)?;
+        self.sync.resync = true;
+        Ok(Vec::new())
+    }
+
     fn on_ack(&mut self, mid: MutationId, seq: u64) -> Result<Vec<SyncEvent>> {
         if mid.client_id != self.client_id {
             tracing::warn!(?mid, "Ack for another client's mutation");
@@ -210,6 +280,8 @@ impl Client {
             }
             touched = Some(doc);
         }
+        // (An unlisted document is not dropped on an Ack: the server follows an Ack on a
+        // document the user may not read with an `Evict`.)
         tx.commit()?;
         if let Some(doc) = touched {
             self.cache.put(entry.doc_id, doc);
@@ -240,6 +312,21 @@ impl Client {
         tracing::info!(%doc_id, dropped_pending = removed, "document evicted");
         Ok(vec![SyncEvent::Evicted { doc_id, collection }])
     }
+}
+
+/// Drops a document a fresh snapshot did not list once a rejection left no local change to it
+/// awaiting an answer; returns the `Evicted` event. Runs inside the caller's transaction.
+pub(super) fn drop_if_unlisted(conn: &Connection, doc_id: Uuid) -> Result<Option<SyncEvent>> {
+    if !documents::is_unlisted(conn, doc_id)? || !outbox::for_doc(conn, doc_id)?.is_empty() {
+        return Ok(None);
+    }
+    let collection = documents::load(conn, doc_id)?.map(|d| d.collection);
+    documents::delete(conn, doc_id)?;
+    if let Some(schema) = collection.as_deref().and_then(schema::collection) {
+        rows::delete(conn, schema, doc_id)?;
+    }
+    tracing::info!(%doc_id, "not readable (absent from the fresh snapshot) and no longer pending: dropped");
+    Ok(Some(SyncEvent::Evicted { doc_id, collection }))
 }
 
 /// The schema of a collection the server sent, or `None` (with a warning) for one this client
@@ -281,6 +368,10 @@ fn merge_remote(
     doc::apply_confirmed(doc_id, confirmed, working, changes.clone())?;
     doc::apply(doc_id, working, changes)?;
     let working_changed = heads(working) != working_before;
+    if !confirmed.get_missing_deps(&[]).is_empty() {
+        // Changes whose history this replica never received: it must resync (see `on_change`).
+        return Err(ClientError::MissingHistory(doc_id));
+    }
     if !is_new && !working_changed && heads(confirmed) == confirmed_before {
         // Everything was known already (typically our own change echoed back).
         return Ok((doc, false));

@@ -141,6 +141,12 @@ pub(crate) struct Subscription {
     /// `Synced` arrived on this connection: the change stream is now gap-free and each
     /// `Change` may advance the persisted cursor.
     pub synced: bool,
+    /// For a subscription without a cursor: the documents its snapshot listed so far. The
+    /// snapshot is everything the user may read in the scope, so at `Synced` the replica drops
+    /// the documents the server had sent or acknowledged that were not listed: ones it lost
+    /// access to while no `Evict` could reach it (those with pending changes once these are
+    /// answered).
+    pub snapshot: Option<std::collections::HashSet<uuid::Uuid>>,
 }
 
 /// Connection-scoped state.
@@ -152,6 +158,8 @@ pub(crate) struct SyncSession {
     pub sent_up_to: u64,
     /// Number of the last server frame handled on this connection (frames start at 1).
     pub last_frame: u64,
+    /// A change arrived without its history: the connection must be reset (`Received::Resync`).
+    pub resync: bool,
     pub last_error: Option<LastError>,
 }
 

@@ -41,6 +41,7 @@ impl Client {
                 Subscription {
                     collection,
                     synced: false,
+                    snapshot: cursor.is_none().then(Default::default),
                 },
             );
             messages.push(ClientMessage::Subscribe {
@@ -54,6 +55,7 @@ impl Client {
         self.sync.phase = Phase::AwaitingWelcome;
         self.sync.sent_up_to = 0;
         self.sync.last_frame = 0;
+        self.sync.resync = false;
         messages.extend(self.take_outgoing()?);
         tracing::debug!(client_id = %self.client_id, pending = self.pending, "connected; handshake queued");
         Ok(messages)
@@ -72,6 +74,17 @@ impl Client {
         Ok(push_messages(self.client_id, entries))
     }
 
+    /// Every pending mutation again, for a transport that waited too long for an answer on a
+    /// live connection (a frame may have been lost on the way). Safe: the server answers a
+    /// mutation it already has like the first time.
+    pub fn resend_unanswered(&mut self) -> Result<Vec<ClientMessage>> {
+        if self.sync.phase != Phase::Welcomed {
+            return Ok(Vec::new());
+        }
+        self.sync.sent_up_to = 0;
+        self.take_outgoing()
+    }
+
     /// The connection is gone: nothing is in flight any more, and unanswered pushes will be
     /// sent again on the next connection (the server answers a retransmitted mutation like the
     /// first time, so this is safe).
@@ -80,6 +93,7 @@ impl Client {
         self.sync.subs.clear();
         self.sync.sent_up_to = 0;
         self.sync.last_frame = 0;
+        self.sync.resync = false;
     }
 }
 

@@ -97,8 +97,12 @@ impl Client {
                 doc_id,
             });
         }
+        let dropped = super::incoming::drop_if_unlisted(&tx, doc_id)?;
         tx.commit()?;
-        if let Some(doc) = keep {
+        if let Some(event) = dropped {
+            self.cache.forget(doc_id);
+            events.push(event);
+        } else if let Some(doc) = keep {
             self.cache.put(doc_id, doc);
         }
         self.pending = self.pending.saturating_sub(removed);

@@ -96,7 +96,7 @@ fn sorted_heads(doc: &mut AutoCommit) -> Vec<ChangeHash> {
 }
 
 /// The checks after client `c` received frames.
-pub fn after_receive(world: &World, c: usize, before: &Before) -> Result<(), SimError> {
+pub async fn after_receive(world: &World, c: usize, before: &Before) -> Result<(), SimError> {
     let client = &world.clients[c];
     for doc in replica_docs(client)? {
         if let Some(&org) = world.doc_org.get(&doc)
@@ -118,6 +118,16 @@ pub fn after_receive(world: &World, c: usize, before: &Before) -> Result<(), Sim
         return Ok(());
     }
     let org = &world.orgs[client.org];
+    // Documents the user may no longer read wait for their `Evict` (quiescence checks they go);
+    // their changes after the revocation are rightly not delivered.
+    let node = world.node(0)?;
+    let acl = node
+        .state
+        .acl
+        .get_fresh(&node.state.db, org.id, org.last_seq())
+        .await
+        .map_err(|e| SimError::Harness(e.to_string()))?;
+    let user = org.members[client.member].user_id;
     let mut loaded: HashMap<Uuid, Option<AutoCommit>> = HashMap::new();
     for entry in org
         .log
@@ -125,6 +135,9 @@ pub fn after_receive(world: &World, c: usize, before: &Before) -> Result<(), Sim
         .filter(|e| e.seq > before.cursor && e.seq <= after && e.collection == TASKS.name)
     {
         let Some(hash) = entry.hash else { continue };
+        if !acl.can_read(user, entry.doc_id) {
+            continue;
+        }
         if !loaded.contains_key(&entry.doc_id) {
             // Only documents the replica has received from the server: one it may not read is
             // absent by design, and one it only created locally may be one it lost access to
@@ -260,7 +273,10 @@ pub async fn at_quiescence(world: &mut World) -> Result<(), SimError> {
         lines.push(format!(
             "c{c} holds {} documents, cursor {:?}",
             held.len(),
-            client.replica.cursor(TASKS.name).map_err(SimError::client)?
+            client
+                .replica
+                .cursor(TASKS.name)
+                .map_err(SimError::client)?
         ));
     }
     check_mutations(world, &mut server_docs, &acls)?;
@@ -277,7 +293,11 @@ fn check_mutations(
 ) -> Result<(), SimError> {
     for author in &world.clients {
         for (seq, m) in &author.mutations {
-            let what = format!("c{}'s m{seq} on {}", author.index, world.doc_label(m.doc_id));
+            let what = format!(
+                "c{}'s m{seq} on {}",
+                author.index,
+                world.doc_label(m.doc_id)
+            );
             match &m.fate {
                 Fate::Pending => {
                     return Err(violation(

@@ -59,6 +59,7 @@ pub struct Outcome {
     pub result: Result<(), String>,
     /// The invariant that failed, if one did.
     pub violated: Option<&'static str>,
+    pub elapsed: std::time::Duration,
 }
 
 /// Rounds of fault-free delivery allowed to reach quiescence.
@@ -66,6 +67,7 @@ const QUIESCENCE_ROUNDS: usize = 200;
 
 /// Runs a plan to its end, then heals everything and checks the invariants.
 pub async fn run_plan(plan: &Plan) -> Outcome {
+    let started = std::time::Instant::now();
     let mut world = match World::start(plan.clone()).await {
         Ok(world) => world,
         Err(e) => {
@@ -74,6 +76,7 @@ pub async fn run_plan(plan: &Plan) -> Outcome {
                 trace: Vec::new(),
                 result: Err(e.to_string()),
                 violated: None,
+                elapsed: started.elapsed(),
             };
         }
     };
@@ -90,6 +93,7 @@ pub async fn run_plan(plan: &Plan) -> Outcome {
         trace: std::mem::take(&mut world.trace),
         result: result.map_err(|e| e.to_string()),
         violated,
+        elapsed: started.elapsed(),
     }
 }
 
@@ -145,6 +149,21 @@ async fn quiesce(world: &mut World) -> Result<(), SimError> {
                         fates,
                     })
                     .await?;
+            }
+        }
+        // A push lost on a live connection is never answered: after a round without traffic,
+        // replicas still waiting resend (as a transport does after a timeout).
+        // A subscription whose frames were lost never reaches `Synced`: those replicas
+        // reconnect (as a transport does when a subscription does not answer in time).
+        if !busy {
+            for c in 0..world.clients.len() {
+                if !world.clients[c].replica.is_synced() {
+                    world.disconnect(c, "no answer").await;
+                    world.connect(c, c % world.plan.nodes).await?;
+                    busy = true;
+                } else if world.clients[c].replica.pending_count() > 0 {
+                    world.resend(c)?;
+                }
             }
         }
         let done = world.clients.iter().all(|c| {

@@ -66,9 +66,11 @@ impl Link {
             loop {
                 let arrival = match stream.next().await {
                     Some(Ok(Message::Binary(bytes))) => Inbound::Frame(bytes.to_vec()),
-                    Some(Ok(Message::Close(frame))) => Inbound::Closed(
-                        frame.map_or_else(String::new, |f| format!("{} {}", u16::from(f.code), f.reason)),
-                    ),
+                    Some(Ok(Message::Close(frame))) => {
+                        Inbound::Closed(frame.map_or_else(String::new, |f| {
+                            format!("{} {}", u16::from(f.code), f.reason)
+                        }))
+                    }
                     Some(Ok(_)) => continue,
                     Some(Err(e)) => Inbound::Closed(format!("error: {e}")),
                     None => Inbound::Closed("end of stream".into()),

@@ -38,19 +38,49 @@ pub enum Fate {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum WriteOp {
-    Create { title: String, status: String },
-    Title { pick: u32, title: String },
+    Create {
+        title: String,
+        status: String,
+    },
+    Title {
+        pick: u32,
+        title: String,
+    },
     /// A text edit of the description: delete `delete` characters at `at`, insert `insert`.
-    Text { pick: u32, at: u32, delete: u32, insert: String },
-    Status { pick: u32, status: String },
+    Text {
+        pick: u32,
+        at: u32,
+        delete: u32,
+        insert: String,
+    },
+    Status {
+        pick: u32,
+        status: String,
+    },
     /// Assigns member `member` of the client's org (modulo the org's size).
-    Assign { pick: u32, member: u32 },
+    Assign {
+        pick: u32,
+        member: u32,
+    },
     /// Makes the task depend on another task the replica holds (may create a cycle).
-    Depend { pick: u32, on: u32 },
-    ClearDependencies { pick: u32 },
-    Move { pick: u32, column: String, position: String },
-    Delete { pick: u32 },
-    Restore { pick: u32 },
+    Depend {
+        pick: u32,
+        on: u32,
+    },
+    ClearDependencies {
+        pick: u32,
+    },
+    Move {
+        pick: u32,
+        column: String,
+        position: String,
+    },
+    Delete {
+        pick: u32,
+    },
+    Restore {
+        pick: u32,
+    },
 }
 
 /// An authorization change, made over HTTP by the org's owner. `doc` selects one of the org's
@@ -58,26 +88,56 @@ pub enum WriteOp {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum AclOp {
-    Share { doc: u32, member: u32, relation: String },
-    Unshare { doc: u32, member: u32, relation: String },
-    Role { member: u32, role: String },
+    Share {
+        doc: u32,
+        member: u32,
+        relation: String,
+    },
+    Unshare {
+        doc: u32,
+        member: u32,
+        relation: String,
+    },
+    Role {
+        member: u32,
+        role: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "step", rename_all = "snake_case")]
 pub enum Step {
-    Write { client: usize, op: WriteOp },
-    Acl { org: usize, op: AclOp },
+    Write {
+        client: usize,
+        op: WriteOp,
+    },
+    Acl {
+        org: usize,
+        op: AclOp,
+    },
     /// Carries queued frames between a client and its server, one fate per frame.
-    Deliver { client: usize, up: bool, fates: Vec<Fate> },
+    Deliver {
+        client: usize,
+        up: bool,
+        fates: Vec<Fate>,
+    },
     /// The client loses its connection (a partition starts; frames in flight are lost).
-    Disconnect { client: usize },
+    Disconnect {
+        client: usize,
+    },
     /// The client connects to a server node (a partition heals).
-    Connect { client: usize, node: usize },
+    Connect {
+        client: usize,
+        node: usize,
+    },
     /// The client process dies and is reopened from its SQLite file.
-    Kill { client: usize },
+    Kill {
+        client: usize,
+    },
     /// A server node restarts (its connections drop).
-    Restart { node: usize },
+    Restart {
+        node: usize,
+    },
 }
 
 impl Step {
@@ -93,7 +153,14 @@ const COLUMNS: [&str; 3] = ["backlog", "doing", "review"];
 const RELATIONS: [&str; 3] = ["viewer", "editor", "owner"];
 const ROLES: [&str; 3] = ["member", "guest", "admin"];
 const WORDS: [&str; 8] = [
-    "alpha", "budget", "call", "draft", "email", "follow-up", "invoice", "review",
+    "alpha",
+    "budget",
+    "call",
+    "draft",
+    "email",
+    "follow-up",
+    "invoice",
+    "review",
 ];
 
 /// Generates the plan of a seed.

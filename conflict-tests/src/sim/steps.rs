@@ -35,8 +35,9 @@ impl World {
 
     /// The client's tasks in the order the simulation first saw them.
     fn tasks_of(&self, c: usize) -> Result<Vec<Uuid>, SimError> {
-        let mut ids = crate::client_ids(&self.clients[c].replica, &syncline_protocol::schema::TASKS)
-            .map_err(|e| SimError::Harness(e.to_string()))?;
+        let mut ids =
+            crate::client_ids(&self.clients[c].replica, &syncline_protocol::schema::TASKS)
+                .map_err(|e| SimError::Harness(e.to_string()))?;
         ids.sort_by_key(|id| self.doc_order.get(id).copied().unwrap_or(usize::MAX));
         Ok(ids)
     }
@@ -177,6 +178,26 @@ impl World {
         Ok(())
     }
 
+    /// The replica gave up waiting for answers and pushes its pending mutations again.
+    pub fn resend(&mut self, c: usize) -> Result<(), SimError> {
+        let client = &mut self.clients[c];
+        let Some(link) = client.link.as_mut() else {
+            return Ok(());
+        };
+        let messages = client
+            .replica
+            .resend_unanswered()
+            .map_err(SimError::client)?;
+        if messages.is_empty() {
+            return Ok(());
+        }
+        for message in messages {
+            link.outbound.push_back(encode_frame(&message)?);
+        }
+        self.note(format!("c{c} resends its pending mutations"));
+        Ok(())
+    }
+
     /// Queues the pushes the replica has not sent on its connection.
     fn queue_outgoing(&mut self, c: usize) -> Result<(), SimError> {
         let client = &mut self.clients[c];
@@ -265,7 +286,7 @@ impl World {
             return Ok(());
         }
         self.note(format!("c{c} down [{}]", notes.join("; ")));
-        checks::after_receive(self, c, &before)
+        checks::after_receive(self, c, &before).await
     }
 
     /// Notes what a received frame did; a broken stream ends the connection.
@@ -286,7 +307,7 @@ impl World {
             }
             Received::Duplicate { n } => format!("dup#{n}"),
             Received::Skipped { n, .. } => format!("skip#{n}"),
-            broken @ (Received::Gap { .. } | Received::Malformed { .. }) => {
+            broken @ (Received::Gap { .. } | Received::Malformed { .. } | Received::Resync) => {
                 self.disconnect(c, "broken stream").await;
                 format!("{broken:?} -> reconnect later")
             }
@@ -319,10 +340,11 @@ impl World {
             SyncEvent::Synced { cursor, .. } => Some(format!("synced@{cursor}")),
             SyncEvent::Welcomed { .. } => Some("welcome".into()),
             SyncEvent::ServerError { code, .. } => Some(format!("error {code}")),
-            SyncEvent::DocumentChanged { .. }
-            | SyncEvent::Pong { .. }
-            | SyncEvent::Reauthed { .. }
-            | SyncEvent::Disconnected { .. } => None,
+            SyncEvent::DocumentChanged { doc_id, .. } => {
+                Some(format!("changed {}", self.doc_label(doc_id)))
+            }
+            SyncEvent::Pong { .. } => Some("pong".into()),
+            SyncEvent::Reauthed { .. } | SyncEvent::Disconnected { .. } => None,
         }
     }
 
@@ -488,7 +510,9 @@ fn describe_write(op: &WriteOp) -> String {
         WriteOp::Assign { member, .. } => format!("assign m{member}"),
         WriteOp::Depend { .. } => "depend".into(),
         WriteOp::ClearDependencies { .. } => "clear deps".into(),
-        WriteOp::Move { column, position, .. } => format!("move {column}/{position}"),
+        WriteOp::Move {
+            column, position, ..
+        } => format!("move {column}/{position}"),
         WriteOp::Delete { .. } => "delete".into(),
         WriteOp::Restore { .. } => "restore".into(),
     }

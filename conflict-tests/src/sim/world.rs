@@ -21,8 +21,12 @@ use super::plan::Plan;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fate {
     Pending,
-    Acked { seq: u64 },
-    Rejected { code: ErrorCode },
+    Acked {
+        seq: u64,
+    },
+    Rejected {
+        code: ErrorCode,
+    },
     /// Dropped with its document when the author lost access to it (`Evict`).
     Evicted,
 }

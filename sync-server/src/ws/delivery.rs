@@ -103,12 +103,12 @@ impl Delivery {
             return Ok(());
         }
         // Documents whose readability this change may have flipped for me.
-        let candidates: Vec<Uuid> = match &change {
+        let mut candidates: Vec<Uuid> = match &change {
             AclChange::Grant(share) | AclChange::Revoke(share) => vec![share.object_id],
             AclChange::TeamMemberAdded { team_id, .. }
             | AclChange::TeamMemberRemoved { team_id, .. } => sqlx::query_as::<_, (Uuid,)>(
                 "SELECT DISTINCT object_id FROM relation_tuples \
-                     WHERE org_id = $1 AND subject_type = 'team' AND subject_id = $2",
+                     WHERE org_id = $1 AND subject_type = 'team' AND subject_id = $2 ORDER BY object_id",
             )
             .bind(self.org_id)
             .bind(team_id)
@@ -132,10 +132,24 @@ impl Delivery {
                 .collect()
             }
         };
+        // One answer per document, in a stable order (replays of the simulation compare frames).
+        candidates.sort_unstable();
+        candidates.dedup();
+        // A change that may widen access sends the current state of every candidate the user
+        // can read, even one this connection already sent changes of: during catch-up those
+        // changes were filtered by today's access, so a document gained at this entry may have
+        // reached the client as later changes without its history (conflict-tests found it).
+        let may_widen = matches!(
+            change,
+            AclChange::Grant(_)
+                | AclChange::TeamMemberAdded { .. }
+                | AclChange::MemberAdded { .. }
+                | AclChange::MemberRoleChanged { .. }
+        );
         let mut gained = Vec::new();
         for doc_id in candidates {
             if acl.can_read(me, doc_id) {
-                if !self.delivered.contains(&doc_id) {
+                if may_widen || !self.delivered.contains(&doc_id) {
                     gained.push(doc_id);
                 }
             } else {
@@ -163,7 +177,7 @@ impl Delivery {
             return Ok(());
         }
         let rows: Vec<(Uuid, String, Vec<u8>)> = sqlx::query_as(
-            "SELECT id, collection, state FROM documents WHERE org_id = $1 AND id = ANY($2) AND state <> '\\x'::bytea",
+            "SELECT id, collection, state FROM documents WHERE org_id = $1 AND id = ANY($2) AND state <> '\\x'::bytea ORDER BY id",
         )
         .bind(self.org_id)
         .bind(docs)

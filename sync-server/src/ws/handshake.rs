@@ -26,7 +26,13 @@ pub type Refused = Option<(CloseCode, String)>;
 
 /// Waits for the `Hello` and checks version, token, membership and client id ownership.
 pub async fn authenticate(socket: &mut WebSocket, state: &AppState) -> Result<Identity, Refused> {
-    let frame = match tokio::time::timeout(HELLO_TIMEOUT, socket.recv()).await {
+    let received = tokio::select! {
+        received = tokio::time::timeout(HELLO_TIMEOUT, socket.recv()) => received,
+        () = state.hub.until_shut_down() => {
+            return Err(Some((CloseCode::ServerUnavailable, "server shutting down".into())));
+        }
+    };
+    let frame = match received {
         Err(_) => {
             return Err(Some((
                 CloseCode::Unauthenticated,

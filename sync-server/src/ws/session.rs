@@ -257,6 +257,7 @@ impl Connection<'_> {
             if !acl.can_read(self.identity.session.user_id, mutation.doc_id)
                 && evicted.insert(mutation.doc_id)
             {
+                tracing::debug!(doc_id = %mutation.doc_id, "evicting a document the user may not read");
                 self.delivery.forget(mutation.doc_id);
                 send(
                     self.socket,

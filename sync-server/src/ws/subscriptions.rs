@@ -172,7 +172,7 @@ async fn send_snapshot(
     let seq = seq.map_or(0, |(s,)| seq_from_db(s));
     let rows = match scope {
         Scope::Collection { collection } => sqlx::query_as::<_, SnapshotRow>(
-            "SELECT id, collection, state FROM documents WHERE org_id = $1 AND collection = $2",
+            "SELECT id, collection, state FROM documents WHERE org_id = $1 AND collection = $2 ORDER BY id",
         )
         .bind(delivery.org_id)
         .bind(collection.as_str()),
