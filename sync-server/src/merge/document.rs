@@ -5,6 +5,7 @@
 //! a new document, their org role), then the change is applied to a copy, the merged record is
 //! validated, and the fields the change touches are checked against the collection's write
 //! rules for that relation. Only a change that passes everything replaces the working copy.
+//! Automerge's work on the payload runs under the guards of [`super::untrusted`].
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -17,8 +18,8 @@ use syncline_protocol::schema::{self, CollectionSchema};
 use syncline_protocol::{ErrorCode, Mutation};
 use uuid::Uuid;
 
-use super::dependencies;
 use super::{MAX_CHANGE_BYTES, Pusher};
+use super::{dependencies, untrusted};
 use crate::authz::OrgAcl;
 use crate::store::Tx;
 use crate::store::documents::{self, DocumentLookup};
@@ -91,14 +92,22 @@ impl WorkingDocs {
                 format!("a change may hold at most {MAX_CHANGE_BYTES} bytes"),
             )));
         }
-        let change = match Change::from_bytes(m.payload.to_vec()) {
-            Ok(c) => c,
-            Err(e) => {
-                return Ok(Err(refuse(
+        // Automerge parses the payload only after the inflated size is known to be bounded,
+        // and under a panic guard (see `untrusted`).
+        if let Err(refusal) = untrusted::check_chunk(&m.payload) {
+            return Ok(Err(refusal));
+        }
+        let parsed = untrusted::guard(m.mid, "parsing the change", || {
+            Change::from_bytes(m.payload.to_vec()).map_err(|e| {
+                refuse(
                     ErrorCode::InvalidChange,
                     format!("not an automerge change: {e}"),
-                )));
-            }
+                )
+            })
+        });
+        let change = match parsed {
+            Ok(c) => c,
+            Err(refusal) => return Ok(Err(refusal)),
         };
         let slot = match self.docs.entry(m.doc_id) {
             Entry::Occupied(slot) => slot.into_mut(),
@@ -107,7 +116,12 @@ impl WorkingDocs {
         let Slot::Own(working) = slot else {
             return Ok(Err(not_accessible()));
         };
-        let (merged, record, touched) = match working.check(pusher.user_id, schema, change) {
+        // `check` reads the working copy and applies the change to a clone of it: a panic
+        // halfway through leaves the working copy as it was.
+        let checked = untrusted::guard(m.mid, "applying and judging the change", || {
+            working.check(pusher.user_id, schema, change)
+        });
+        let (merged, record, touched) = match checked {
             Ok(checked) => checked,
             Err(refusal) => return Ok(Err(refusal)),
         };
@@ -249,6 +263,8 @@ async fn load(
 type Checked = (Automerge, Record, std::collections::BTreeSet<String>);
 
 impl WorkingDoc {
+    /// Judges `change` against this document. Runs under `untrusted::guard`, which catches
+    /// automerge panics: it must only read `self` and change what it owns (the merged clone).
     fn check(
         &self,
         user_id: Uuid,

@@ -5,7 +5,9 @@
 //! the document's org and collection, the change's dependencies, then the change is applied to
 //! a copy of the stored document and the merged record is validated against its schema. An
 //! accepted change replaces the working document; a refused one leaves it untouched, so a later
-//! mutation depending on it fails its dependency check and is refused too.
+//! mutation depending on it fails its dependency check and is refused too. Automerge runs on
+//! the payload only under a panic guard and after an inflation cap (`untrusted.rs`): crafted
+//! changes make automerge 0.12 panic, and compressed ones inflate without limit.
 //!
 //! At the end the merged documents are stored and materialized, seqs are allocated (the org's
 //! counter row stays locked until commit: see [`crate::store::change_log`]), the changes are
@@ -14,6 +16,7 @@
 
 mod dependencies;
 mod document;
+mod untrusted;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -28,6 +31,7 @@ use crate::hub::{CommittedBatch, CommittedChange};
 use crate::store::progress::{self, PastOutcome};
 use crate::store::{Tx, change_log};
 use document::{Refusal, WorkingDocs};
+pub use untrusted::{MAX_INFLATED_CHANGE_BYTES, PANIC_REFUSAL};
 
 /// Largest accepted change payload.
 pub const MAX_CHANGE_BYTES: usize = 1 << 20;
