@@ -5,6 +5,7 @@
 //!   `SIM_PARALLEL` scale it (docs/testing.md).
 //! - `SEED=<n>` runs that one seed (with the same knobs as the failing run).
 //! - `SIM_PLAN=<file.json>` replays a saved plan.
+//! - `SIM_TRACE_DIR=<dir>` writes every run's trace there (compare two runs with `diff -r`).
 
 use std::path::PathBuf;
 
@@ -78,6 +79,13 @@ async fn seeds_with_faults_keep_every_invariant() {
     }
     let started = std::time::Instant::now();
     let outcomes = run_all(plans, config.parallel).await;
+    if let Ok(dir) = std::env::var("SIM_TRACE_DIR") {
+        std::fs::create_dir_all(&dir).expect("create SIM_TRACE_DIR");
+        for o in &outcomes {
+            let path = PathBuf::from(&dir).join(format!("seed-{}.txt", o.seed));
+            std::fs::write(path, o.trace.join("\n")).expect("write a trace");
+        }
+    }
     let steps: usize = outcomes.iter().map(|o| o.trace.len()).sum();
     let slowest = outcomes.iter().max_by_key(|o| o.elapsed);
     if let Some(o) = slowest {

@@ -113,6 +113,26 @@ pub async fn after_receive(world: &World, c: usize, before: &Before) -> Result<(
             ));
         }
     }
+    // Rows as well as documents: a materialized row of another org is as bad as its document.
+    let rows =
+        crate::client_ids(&client.replica, &TASKS).map_err(|e| SimError::Harness(e.to_string()))?;
+    for doc in rows {
+        if world
+            .doc_org
+            .get(&doc)
+            .is_some_and(|&org| org != client.org)
+        {
+            return Err(violation(
+                world,
+                "foreign-org",
+                format!(
+                    "client c{c} (org {}) has a row of {}",
+                    client.org,
+                    world.doc_label(doc)
+                ),
+            ));
+        }
+    }
     let after = Before::of(client)?.cursor;
     if after <= before.cursor {
         return Ok(());

@@ -210,7 +210,25 @@ pub fn save_plan(plan: &Plan, path: &Path) -> std::io::Result<()> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
     }
-    let json = serde_json::to_string_pretty(plan).map_err(std::io::Error::other)?;
+    // One step per line: readable, and small enough to keep in the repository.
+    let head = serde_json::json!({
+        "seed": plan.seed,
+        "clients": plan.clients,
+        "nodes": plan.nodes,
+        "faults": plan.faults,
+    });
+    let mut json = head.to_string();
+    json.pop(); // the closing brace
+    json.push_str(",\"steps\":[\n");
+    for (i, step) in plan.steps.iter().enumerate() {
+        json.push_str(&serde_json::to_string(step).map_err(std::io::Error::other)?);
+        json.push_str(if i + 1 < plan.steps.len() {
+            ",\n"
+        } else {
+            "\n"
+        });
+    }
+    json.push_str("]}\n");
     std::fs::write(path, json)
 }
 

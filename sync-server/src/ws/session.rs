@@ -126,7 +126,18 @@ async fn serve(socket: &mut FrameSocket, state: &AppState, identity: Identity) -
         return stop;
     }
     loop {
+        // Biased, committed changes first: a session delivers what is committed (its own
+        // pushes' changes included) before it reads the client's next frame, so the order of
+        // frames on a connection follows from the order of events (the simulation in
+        // conflict-tests replays runs frame for frame).
         let step = tokio::select! {
+            biased;
+            batch = live.recv() => match batch {
+                Ok(batch) => Box::pin(conn.deliver(&batch)).await,
+                // Lagged: catch up from the log up to what is committed now.
+                Err(RecvError::Lagged(_)) => Box::pin(conn.catch_up_live()).await,
+                Err(RecvError::Closed) => Err(Stop::Close(CloseCode::ServerUnavailable, "server shutting down".into())),
+            },
             frame = conn.socket.recv() => match frame {
                 None | Some(Err(_)) | Some(Ok(Message::Close(_))) => Err(Stop::PeerGone),
                 // Work on a frame or batch is boxed: an idle connection's future then holds only the
@@ -137,12 +148,6 @@ async fn serve(socket: &mut FrameSocket, state: &AppState, identity: Identity) -
                     Err(Stop::Close(CloseCode::UnsupportedData, "the protocol is binary (CBOR)".into()))
                 }
                 Some(Ok(_)) => Ok(()), // ping/pong are answered by the socket itself
-            },
-            batch = live.recv() => match batch {
-                Ok(batch) => Box::pin(conn.deliver(&batch)).await,
-                // Lagged: catch up from the log up to what is committed now.
-                Err(RecvError::Lagged(_)) => Box::pin(conn.catch_up_live()).await,
-                Err(RecvError::Closed) => Err(Stop::Close(CloseCode::ServerUnavailable, "server shutting down".into())),
             },
             () = tokio::time::sleep_until(conn.expires_at) => {
                 Err(Stop::Close(CloseCode::TokenExpired, "session token expired; reconnect with a fresh token".into()))
