@@ -158,12 +158,12 @@ pub async fn after_receive(world: &World, c: usize, before: &Before) -> Result<(
         if !acl.can_read(user, entry.doc_id) {
             continue;
         }
-        if !loaded.contains_key(&entry.doc_id) {
+        if let std::collections::hash_map::Entry::Vacant(slot) = loaded.entry(entry.doc_id) {
             // Only documents the replica has received from the server: one it may not read is
             // absent by design, and one it only created locally may be one it lost access to
             // (quiescence checks that it goes away).
             let confirmed = replica_states(client, entry.doc_id)?.and_then(|(c, _)| c);
-            loaded.insert(entry.doc_id, confirmed);
+            slot.insert(confirmed);
         }
         if let Some(Some(doc)) = loaded.get_mut(&entry.doc_id)
             && !has(doc, &hash)
