@@ -27,6 +27,8 @@ pub struct AppState {
     pub keys: Arc<AuthKeys>,
     pub hub: ChangeHub,
     pub acl: AclCache,
+    /// Injected faults (conflict-tests only; see `faults`).
+    pub faults: Arc<crate::faults::Faults>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -42,6 +44,7 @@ impl AppState {
             keys: Arc::new(keys),
             hub: ChangeHub::default(),
             acl: AclCache::default(),
+            faults: Arc::default(),
         }
     }
 }

@@ -26,6 +26,7 @@ pub mod config;
 pub mod db;
 pub mod embedded_pg;
 pub mod error;
+pub mod faults;
 pub mod health;
 pub mod hub;
 pub mod merge;

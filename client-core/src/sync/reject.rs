@@ -97,7 +97,14 @@ impl Client {
                 doc_id,
             });
         }
-        let dropped = super::incoming::drop_if_unlisted(&tx, doc_id)?;
+        // Refused for access: a document the fresh snapshot did not list is one the user lost.
+        // Refused for its content: the server judged it, so the user may read it.
+        let dropped = if code == ErrorCode::Forbidden {
+            super::incoming::drop_if_unlisted(&tx, doc_id)?
+        } else {
+            documents::clear_unlisted(&tx, doc_id)?;
+            None
+        };
         tx.commit()?;
         if let Some(event) = dropped {
             self.cache.forget(doc_id);

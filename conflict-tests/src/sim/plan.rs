@@ -138,6 +138,11 @@ pub enum Step {
     Restart {
         node: usize,
     },
+    /// The next push on a node fails just before its transaction commits (as when the database
+    /// connection drops): nothing of it is stored, and the connection closes.
+    FailCommit {
+        node: usize,
+    },
 }
 
 impl Step {
@@ -197,6 +202,9 @@ fn next_step(rng: &mut ChaCha8Rng, config: &SimConfig) -> Step {
         400..430 => Step::Acl {
             org: usize::from(rng.random_range(0..10u8) >= 7),
             op: acl_op(rng),
+        },
+        895..900 if faults => Step::FailCommit {
+            node: rng.random_range(0..config.nodes),
         },
         430..900 => {
             let up = rng.random_bool(0.45);

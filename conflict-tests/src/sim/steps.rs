@@ -30,6 +30,11 @@ impl World {
             Step::Connect { client, node } => self.connect(*client, *node).await,
             Step::Kill { client } => self.kill(*client).await,
             Step::Restart { node } => self.restart(*node).await,
+            Step::FailCommit { node } => {
+                self.node(*node)?.state.faults.fail_next_commit();
+                self.note(format!("node{node} will fail its next commit"));
+                Ok(())
+            }
         }
     }
 

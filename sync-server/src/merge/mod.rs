@@ -168,6 +168,12 @@ async fn try_apply(
             changes: accepted,
         })
     };
+    if state.faults.take_commit_failure() {
+        // Rolled back when `tx` drops: nothing of this push is stored or answered.
+        return Err(sqlx::Error::Protocol(
+            "injected fault: the transaction failed before commit".into(),
+        ));
+    }
     tx.commit().await?;
 
     let replies = answers

@@ -154,7 +154,6 @@ async fn send_snapshot(
     sub_id: u32,
     scope: &Scope,
 ) -> Result<u64, Stop> {
-    let acl = state.acl.get(&state.db, delivery.org_id).await?;
     let mut tx = state.db.begin().await?;
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         .execute(&mut *tx)
@@ -164,12 +163,19 @@ async fn send_snapshot(
         .bind(delivery.org_id.to_string())
         .execute(&mut *tx)
         .await?;
-    let seq: Option<(i64,)> =
-        sqlx::query_as("SELECT last_seq FROM org_change_seq WHERE org_id = $1")
+    let seqs: Option<(i64, i64)> =
+        sqlx::query_as("SELECT last_seq, acl_seq FROM org_change_seq WHERE org_id = $1")
             .bind(delivery.org_id)
             .fetch_optional(&mut *tx)
             .await?;
-    let seq = seq.map_or(0, |(s,)| seq_from_db(s));
+    let (seq, acl_seq) = seqs.map_or((0, 0), |(s, a)| (seq_from_db(s), seq_from_db(a)));
+    // Access as of the snapshot at least: this process's cached model may predate access
+    // changes made through another server process (conflict-tests found a promoted user's
+    // snapshot filtered by their old role).
+    let acl = state
+        .acl
+        .get_fresh(&state.db, delivery.org_id, acl_seq)
+        .await?;
     let rows = match scope {
         Scope::Collection { collection } => sqlx::query_as::<_, SnapshotRow>(
             "SELECT id, collection, state FROM documents WHERE org_id = $1 AND collection = $2 ORDER BY id",
