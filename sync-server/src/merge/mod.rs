@@ -115,13 +115,17 @@ async fn try_apply(
                 ErrorCode::InvalidMutationId,
                 "mutation ids must name this connection's client and start at 1".into(),
             )
-        } else if m.mid.seq <= progress_seq {
-            match this_batch.get(&m.mid.seq) {
-                Some(a) => a.clone(),
-                None => past_answer(&mut tx, pusher.org_id, m.mid).await?,
-            }
+        } else if let Some(past) = match this_batch.get(&m.mid.seq) {
+            Some(a) => Some(a.clone()),
+            None if m.mid.seq <= progress_seq => past_answer(&mut tx, pusher.org_id, m.mid).await?,
+            None => None,
+        } {
+            past
         } else {
-            progress_seq = m.mid.seq;
+            // New, or below the client's progress but never received: pushes can overtake
+            // each other across connections (an old connection's push arriving after the new
+            // connection's), and a late one is still the client's work (conflict-tests).
+            progress_seq = progress_seq.max(m.mid.seq);
             let answer = match docs.merge(&mut tx, pusher, &acl, m).await? {
                 Ok(()) => {
                     accepted.push(CommittedChange {
@@ -190,22 +194,21 @@ async fn try_apply(
     Ok(PushOutcome { replies, batch })
 }
 
+/// The stored answer to a mutation at or below the client's progress; `None` if it was never
+/// received.
 async fn past_answer(
     tx: &mut Tx<'_>,
     org_id: Uuid,
     mid: MutationId,
-) -> Result<Answer, sqlx::Error> {
+) -> Result<Option<Answer>, sqlx::Error> {
     Ok(match progress::past_outcome(tx, org_id, mid).await? {
-        PastOutcome::Acked(seq) => Answer::Acked(seq),
+        PastOutcome::Acked(seq) => Some(Answer::Acked(seq)),
         PastOutcome::Rejected { code, message } => {
             let code = serde_json::from_value(serde_json::Value::String(code))
                 .unwrap_or(ErrorCode::Internal);
-            Answer::Rejected(code, message)
+            Some(Answer::Rejected(code, message))
         }
-        PastOutcome::Unknown => Answer::Rejected(
-            ErrorCode::InvalidMutationId,
-            "mutation seq is below the client's progress and was never received".into(),
-        ),
+        PastOutcome::Unknown => None,
     })
 }
 
