@@ -211,6 +211,9 @@ pub async fn at_quiescence(world: &mut World) -> Result<(), SimError> {
             .map_err(|e| SimError::Harness(e.to_string()))?;
         acls.push(acl);
     }
+    // What happened to each acknowledged and rejected change first: it names the cause of a
+    // divergence more precisely than the divergence itself.
+    check_mutations(world, &mut server_docs, &acls)?;
     let mut lines = Vec::new();
     for c in 0..world.clients.len() {
         let client = &world.clients[c];
@@ -299,7 +302,6 @@ pub async fn at_quiescence(world: &mut World) -> Result<(), SimError> {
                 .map_err(SimError::client)?
         ));
     }
-    check_mutations(world, &mut server_docs, &acls)?;
     for line in lines {
         world.note(line);
     }
