@@ -27,6 +27,8 @@ pub struct AppState {
     pub keys: Arc<AuthKeys>,
     pub hub: ChangeHub,
     pub acl: AclCache,
+    /// Recently written documents, decoded (see `merge::cache`).
+    pub docs: crate::merge::cache::DocCache,
     /// Injected faults (conflict-tests only; see `faults`).
     pub faults: Arc<crate::faults::Faults>,
 }
@@ -44,6 +46,7 @@ impl AppState {
             keys: Arc::new(keys),
             hub: ChangeHub::default(),
             acl: AclCache::default(),
+            docs: crate::merge::cache::DocCache::default(),
             faults: Arc::default(),
         }
     }

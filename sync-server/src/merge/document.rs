@@ -18,6 +18,7 @@ use syncline_protocol::schema::{self, CollectionSchema};
 use syncline_protocol::{ErrorCode, Mutation};
 use uuid::Uuid;
 
+use super::cache::DocCache;
 use super::{MAX_CHANGE_BYTES, Pusher};
 use super::{dependencies, untrusted};
 use crate::authz::OrgAcl;
@@ -76,6 +77,7 @@ impl WorkingDocs {
     pub async fn merge(
         &mut self,
         tx: &mut Tx<'_>,
+        cache: &DocCache,
         pusher: Pusher,
         acl: &OrgAcl,
         m: &Mutation,
@@ -111,7 +113,9 @@ impl WorkingDocs {
         };
         let slot = match self.docs.entry(m.doc_id) {
             Entry::Occupied(slot) => slot.into_mut(),
-            Entry::Vacant(vacant) => vacant.insert(load(tx, pusher, acl, m.doc_id, schema).await?),
+            Entry::Vacant(vacant) => {
+                vacant.insert(load(tx, cache, pusher, acl, m.doc_id, schema).await?)
+            }
         };
         let Slot::Own(working) = slot else {
             return Ok(Err(not_accessible()));
@@ -166,37 +170,45 @@ impl WorkingDocs {
     }
 
     /// Stores every changed document, materializes its row, and drops unused reservations.
-    pub async fn store(&self, tx: &mut Tx<'_>, org_id: Uuid) -> Result<(), sqlx::Error> {
+    /// Returns the written documents with their new versions, for the cache once committed.
+    pub async fn store(
+        self,
+        tx: &mut Tx<'_>,
+        org_id: Uuid,
+    ) -> Result<Vec<(Uuid, i64, Automerge)>, sqlx::Error> {
         let now = Utc::now();
-        for (doc_id, slot) in &self.docs {
+        let mut written = Vec::new();
+        for (doc_id, slot) in self.docs {
             match slot {
                 Slot::Own(w) if w.dirty => {
-                    documents::store_state(tx, org_id, *doc_id, &w.doc.save()).await?;
+                    let version = documents::store_state(tx, org_id, doc_id, &w.doc.save()).await?;
                     if let Some(record) = &w.record {
                         let server = ServerFields {
                             created_by: w.created_by,
                             created_at: w.created_at,
                             updated_at: now,
                         };
-                        materialize::upsert_row(tx, w.schema, org_id, *doc_id, record, &server)
+                        materialize::upsert_row(tx, w.schema, org_id, doc_id, record, &server)
                             .await?;
                     }
+                    written.push((doc_id, version, w.doc));
                 }
                 Slot::Own(w) if w.reserved => {
-                    documents::release_reservation(tx, org_id, *doc_id).await?
+                    documents::release_reservation(tx, org_id, doc_id).await?
                 }
                 Slot::Inaccessible { reserved: true } => {
-                    documents::release_reservation(tx, org_id, *doc_id).await?;
+                    documents::release_reservation(tx, org_id, doc_id).await?;
                 }
                 _ => {}
             }
         }
-        Ok(())
+        Ok(written)
     }
 }
 
 async fn load(
     tx: &mut Tx<'_>,
+    cache: &DocCache,
     pusher: Pusher,
     acl: &OrgAcl,
     doc_id: Uuid,
@@ -233,14 +245,20 @@ async fn load(
             if found.created_by == pusher.user_id {
                 relation = Relation::Owner;
             }
-            let doc = if found.state.is_empty() {
-                Automerge::new()
-            } else {
-                Automerge::load(&found.state).map_err(|e| {
-                    sqlx::Error::Decode(
-                        format!("stored document {doc_id} does not load: {e}").into(),
-                    )
-                })?
+            let doc = match cache.get(pusher.org_id, doc_id, found.version) {
+                Some(doc) => doc,
+                None => {
+                    let state = documents::load_state(tx, pusher.org_id, doc_id).await?;
+                    if state.is_empty() {
+                        Automerge::new()
+                    } else {
+                        Automerge::load(&state).map_err(|e| {
+                            sqlx::Error::Decode(
+                                format!("stored document {doc_id} does not load: {e}").into(),
+                            )
+                        })?
+                    }
+                }
             };
             // A stored document of another collection is refused per mutation (collection check).
             let schema = schema::collection(&found.collection).unwrap_or(schema);

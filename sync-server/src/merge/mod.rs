@@ -14,6 +14,7 @@
 //! appended to the log and the client's progress advances. Only after commit are the `Ack`s sent
 //! and the batch published to the org's connections.
 
+pub mod cache;
 mod dependencies;
 mod document;
 mod untrusted;
@@ -126,7 +127,7 @@ async fn try_apply(
             // each other across connections (an old connection's push arriving after the new
             // connection's), and a late one is still the client's work (conflict-tests).
             progress_seq = progress_seq.max(m.mid.seq);
-            let answer = match docs.merge(&mut tx, pusher, &acl, m).await? {
+            let answer = match docs.merge(&mut tx, &state.docs, pusher, &acl, m).await? {
                 Ok(()) => {
                     accepted.push(CommittedChange {
                         seq: 0,
@@ -148,7 +149,7 @@ async fn try_apply(
         answers.push((m.mid, answer));
     }
 
-    docs.store(&mut tx, pusher.org_id).await?;
+    let written = docs.store(&mut tx, pusher.org_id).await?;
     for (mid, doc_id, code, message) in &rejections {
         progress::record_rejection(&mut tx, pusher.org_id, *mid, *doc_id, *code, message).await?;
     }
@@ -179,6 +180,9 @@ async fn try_apply(
         ));
     }
     tx.commit().await?;
+    for (doc_id, version, doc) in written {
+        state.docs.put(pusher.org_id, doc_id, version, doc);
+    }
 
     let replies = answers
         .into_iter()

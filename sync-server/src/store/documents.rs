@@ -5,16 +5,18 @@ use uuid::Uuid;
 
 use super::Tx;
 
-/// `(org_id, collection, state, created_by, created_at)` of a stored document.
-type DocumentRow = (Uuid, String, Vec<u8>, Uuid, DateTime<Utc>);
+/// `(org_id, collection, created_by, created_at, version)` of a stored document.
+type DocumentRow = (Uuid, String, Uuid, DateTime<Utc>, i64);
 
-/// A document row locked for update by the current transaction.
+/// A document row locked for update by the current transaction. Its state is read separately
+/// ([`load_state`]), only when the caller has no current copy of that `version`.
 #[derive(Debug, Clone)]
 pub struct LockedDocument {
     pub collection: String,
-    pub state: Vec<u8>,
     pub created_by: Uuid,
     pub created_at: DateTime<Utc>,
+    /// Bumped by every [`store_state`].
+    pub version: i64,
 }
 
 /// What a lookup of a document id found.
@@ -41,22 +43,22 @@ pub async fn lock_or_reserve(
 ) -> Result<DocumentLookup, sqlx::Error> {
     loop {
         let row: Option<DocumentRow> = sqlx::query_as(
-            "SELECT org_id, collection, state, created_by, created_at \
+            "SELECT org_id, collection, created_by, created_at, version \
              FROM documents WHERE id = $1 FOR UPDATE",
         )
         .bind(doc_id)
         .fetch_optional(&mut **tx)
         .await?;
-        if let Some((owner, collection, state, created_by, created_at)) = row {
+        if let Some((owner, collection, created_by, created_at, version)) = row {
             // Row-level security already hides other orgs' rows; checked again regardless.
             if owner != org_id {
                 return Ok(DocumentLookup::OtherOrg);
             }
             return Ok(DocumentLookup::Found(LockedDocument {
                 collection,
-                state,
                 created_by,
                 created_at,
+                version,
             }));
         }
         let inserted: Option<(DateTime<Utc>,)> = sqlx::query_as(
@@ -86,22 +88,39 @@ pub async fn lock_or_reserve(
     }
 }
 
-/// Stores the merged state of a document found or reserved by [`lock_or_reserve`].
+/// The saved state of a document locked by [`lock_or_reserve`] (empty for a reservation).
+pub async fn load_state(
+    tx: &mut Tx<'_>,
+    org_id: Uuid,
+    doc_id: Uuid,
+) -> Result<Vec<u8>, sqlx::Error> {
+    let (state,): (Vec<u8>,) =
+        sqlx::query_as("SELECT state FROM documents WHERE org_id = $1 AND id = $2")
+            .bind(org_id)
+            .bind(doc_id)
+            .fetch_one(&mut **tx)
+            .await?;
+    Ok(state)
+}
+
+/// Stores the merged state of a document found or reserved by [`lock_or_reserve`]; returns
+/// its new version.
 pub async fn store_state(
     tx: &mut Tx<'_>,
     org_id: Uuid,
     doc_id: Uuid,
     state: &[u8],
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE documents SET state = $3, updated_at = now() WHERE org_id = $1 AND id = $2",
+) -> Result<i64, sqlx::Error> {
+    let (version,): (i64,) = sqlx::query_as(
+        "UPDATE documents SET state = $3, updated_at = now(), version = version + 1 \
+         WHERE org_id = $1 AND id = $2 RETURNING version",
     )
     .bind(org_id)
     .bind(doc_id)
     .bind(state)
-    .execute(&mut **tx)
+    .fetch_one(&mut **tx)
     .await?;
-    Ok(())
+    Ok(version)
 }
 
 /// Removes a reservation made by [`lock_or_reserve`] whose document never became valid.
