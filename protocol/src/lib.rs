@@ -23,6 +23,7 @@ pub mod messages;
 pub mod record;
 pub mod rules;
 pub mod schema;
+pub mod text;
 
 pub use codec::{
     CodecError, decode_client, decode_server, decode_server_frame, encode, encode_server_frame,
