@@ -19,9 +19,12 @@ use uuid::Uuid;
 /// tens of MB.
 pub const CAPACITY: usize = 4096;
 
+/// `(org, document)` -> `(version, document)`.
+type Entries = LruCache<(Uuid, Uuid), (i64, Automerge)>;
+
 #[derive(Clone)]
 pub struct DocCache {
-    entries: Arc<Mutex<LruCache<(Uuid, Uuid), (i64, Automerge)>>>,
+    entries: Arc<Mutex<Entries>>,
 }
 
 impl Default for DocCache {
@@ -44,7 +47,7 @@ impl DocCache {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, LruCache<(Uuid, Uuid), (i64, Automerge)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
 
