@@ -541,6 +541,33 @@ pub mod raw {
             }
         }
 
+        /// Subscribes to a collection and reads up to its `Synced`; returns what came before
+        /// it (snapshots, changes, replies) and the cursor.
+        pub async fn subscribe(
+            &mut self,
+            sub_id: u32,
+            collection: &str,
+            cursor: Option<u64>,
+        ) -> (Vec<ServerMessage>, u64) {
+            self.send(&ClientMessage::Subscribe {
+                sub_id,
+                scope: syncline_protocol::Scope::Collection {
+                    collection: collection.into(),
+                },
+                cursor,
+            })
+            .await;
+            let mut before = Vec::new();
+            loop {
+                match self.message().await {
+                    ServerMessage::Synced { sub_id: s, cursor } if s == sub_id => {
+                        return (before, cursor);
+                    }
+                    m => before.push(m),
+                }
+            }
+        }
+
         /// Expects the server to close; returns the close code and reason.
         pub async fn closed(&mut self) -> (u16, String) {
             loop {

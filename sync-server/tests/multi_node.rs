@@ -9,6 +9,27 @@ use sync_server::testing::raw::RawClient;
 use syncline_protocol::{ClientMessage, Mutation, MutationId, Scope, ServerMessage};
 use uuid::Uuid;
 
+/// Pushes the creation of a new task as mutation `seq` (answers are read by the caller).
+async fn push_new_task(writer: &mut RawClient, seq: u64, title: &str) {
+    let mut doc = AutoCommit::new().with_actor(ActorId::random());
+    writer
+        .send(&ClientMessage::Push {
+            mutations: vec![Mutation {
+                mid: MutationId {
+                    client_id: writer.client_id,
+                    seq,
+                },
+                doc_id: Uuid::now_v7(),
+                collection: "tasks".into(),
+                payload: ByteBuf::from(task_change(
+                    &mut doc,
+                    &[("title", s(title)), ("status", s("todo"))],
+                )),
+            }],
+        })
+        .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn changes_committed_on_one_node_reach_subscribers_of_another() {
     let one = TestServer::start().await;
@@ -16,41 +37,11 @@ async fn changes_committed_on_one_node_reach_subscribers_of_another() {
     let user = one.register("nodes@example.com").await;
 
     let mut reader = RawClient::hello(&two.ws_url(), &user.access_token).await;
-    reader
-        .send(&ClientMessage::Subscribe {
-            sub_id: 1,
-            scope: Scope::Collection {
-                collection: "tasks".into(),
-            },
-            cursor: None,
-        })
-        .await;
-    assert!(matches!(
-        reader
-            .until(|m| matches!(m, ServerMessage::Synced { .. }))
-            .await,
-        ServerMessage::Synced { cursor: 0, .. }
-    ));
+    assert_eq!(reader.subscribe(1, "tasks", None).await.1, 0);
 
     let mut writer = RawClient::hello(&one.ws_url(), &user.access_token).await;
     for seq in 1..=20u64 {
-        let mut doc = AutoCommit::new().with_actor(ActorId::random());
-        writer
-            .send(&ClientMessage::Push {
-                mutations: vec![Mutation {
-                    mid: MutationId {
-                        client_id: writer.client_id,
-                        seq,
-                    },
-                    doc_id: Uuid::now_v7(),
-                    collection: "tasks".into(),
-                    payload: ByteBuf::from(task_change(
-                        &mut doc,
-                        &[("title", s(&format!("t{seq}"))), ("status", s("todo"))],
-                    )),
-                }],
-            })
-            .await;
+        push_new_task(&mut writer, seq, &format!("t{seq}")).await;
     }
     // The reader on the other node receives all twenty, in seq order.
     let mut seqs = Vec::new();
@@ -178,37 +169,10 @@ async fn pong_follows_every_change_committed_before_the_ping() {
     let two = TestServer::start_on(one.database_url.clone()).await;
     let user = one.register("barrier@example.com").await;
     let mut reader = RawClient::hello(&two.ws_url(), &user.access_token).await;
-    reader
-        .send(&ClientMessage::Subscribe {
-            sub_id: 1,
-            scope: Scope::Collection {
-                collection: "tasks".into(),
-            },
-            cursor: None,
-        })
-        .await;
-    reader
-        .until(|m| matches!(m, ServerMessage::Synced { .. }))
-        .await;
+    reader.subscribe(1, "tasks", None).await;
     let mut writer = RawClient::hello(&one.ws_url(), &user.access_token).await;
     for round in 1..=10u64 {
-        let mut doc = AutoCommit::new().with_actor(ActorId::random());
-        writer
-            .send(&ClientMessage::Push {
-                mutations: vec![Mutation {
-                    mid: MutationId {
-                        client_id: writer.client_id,
-                        seq: round,
-                    },
-                    doc_id: Uuid::now_v7(),
-                    collection: "tasks".into(),
-                    payload: ByteBuf::from(task_change(
-                        &mut doc,
-                        &[("title", s("t")), ("status", s("todo"))],
-                    )),
-                }],
-            })
-            .await;
+        push_new_task(&mut writer, round, "t").await;
         let acked = writer
             .until(|m| matches!(m, ServerMessage::Ack { .. }))
             .await;

@@ -7,7 +7,7 @@ use sync_server::testing::TestServer;
 use sync_server::testing::changes::{raw_put, raw_puts, s, task_change};
 use sync_server::testing::raw::RawClient;
 use syncline_protocol::record::FieldValue;
-use syncline_protocol::{ClientMessage, ErrorCode, Mutation, MutationId, Scope, ServerMessage};
+use syncline_protocol::{ClientMessage, ErrorCode, Mutation, MutationId, ServerMessage};
 use uuid::Uuid;
 
 fn new_doc(client: &RawClient) -> AutoCommit {
@@ -46,22 +46,7 @@ async fn subscribe(
     sub_id: u32,
     cursor: Option<u64>,
 ) -> (Vec<ServerMessage>, u64) {
-    client
-        .send(&ClientMessage::Subscribe {
-            sub_id,
-            scope: Scope::Collection {
-                collection: "tasks".into(),
-            },
-            cursor,
-        })
-        .await;
-    let mut before = Vec::new();
-    loop {
-        match client.message().await {
-            ServerMessage::Synced { sub_id: s, cursor } if s == sub_id => return (before, cursor),
-            m => before.push(m),
-        }
-    }
+    client.subscribe(sub_id, "tasks", cursor).await
 }
 
 async fn count(server: &TestServer, sql: &'static str) -> i64 {
