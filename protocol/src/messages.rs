@@ -34,7 +34,8 @@ pub struct Mutation {
     pub mid: MutationId,
     pub doc_id: Uuid,
     pub collection: String,
-    /// For record documents: the bytes of one automerge change.
+    /// For record documents: the bytes of one automerge change. For text documents
+    /// ([`crate::schema::TEXT_COLLECTIONS`]): one Yjs update, lib0 v1 encoding.
     pub payload: ByteBuf,
 }
 
@@ -43,7 +44,8 @@ pub struct Mutation {
 pub struct DocSnapshot {
     pub doc_id: Uuid,
     pub collection: String,
-    /// The full saved automerge document.
+    /// The full saved automerge document; for a text document, its whole state as one Yjs
+    /// update (v1), which a Yjs client applies with `Y.applyUpdate`.
     pub state: ByteBuf,
 }
 
@@ -77,6 +79,13 @@ pub enum ClientMessage {
     },
     Ping {
         nonce: u64,
+    },
+    /// Presence and cursors on a text document: a y-protocols awareness update (the bytes
+    /// `y-protocols/awareness` `encodeAwarenessUpdate` produces). Relayed to the document's other
+    /// readers on every endpoint, never stored, never acknowledged.
+    Awareness {
+        doc_id: Uuid,
+        update: ByteBuf,
     },
 }
 
@@ -137,5 +146,11 @@ pub enum ServerMessage {
     Error {
         code: ErrorCode,
         message: String,
+    },
+    /// Another user's presence on a text document this connection reads (see
+    /// [`ClientMessage::Awareness`]).
+    Awareness {
+        doc_id: Uuid,
+        update: ByteBuf,
     },
 }

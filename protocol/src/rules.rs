@@ -25,7 +25,7 @@ use uuid::Uuid;
 
 use crate::codes::ErrorCode;
 use crate::record::{FieldValue, Record, RecordError};
-use crate::schema::{CollectionSchema, TASKS};
+use crate::schema::{CollectionSchema, DOCUMENTS, NOTES, TASKS};
 
 /// A user's role in an organization, from least to most privileged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -214,8 +214,40 @@ pub const TASK_RULES: CollectionRules = CollectionRules {
     ],
 };
 
+/// Notes: editors edit; deleting is for owners. (Who may write the body is decided by the same
+/// relation, see [`crate::text::TextRole`].)
+pub const NOTE_RULES: CollectionRules = CollectionRules {
+    collection: NOTES.name,
+    read: Relation::Viewer,
+    create: OrgRole::Member,
+    fields: &[
+        FieldRule::at_least("title", Relation::Editor),
+        FieldRule::at_least("pinned", Relation::Editor),
+        FieldRule::at_least("deleted_at", Relation::Owner),
+    ],
+};
+
+/// Business documents: editors edit metadata and contract fields; suggesters and commenters
+/// work on the body only; deleting is for owners.
+pub const DOCUMENT_RULES: CollectionRules = CollectionRules {
+    collection: DOCUMENTS.name,
+    read: Relation::Viewer,
+    create: OrgRole::Member,
+    fields: &[
+        FieldRule::at_least("title", Relation::Editor),
+        FieldRule::at_least("type", Relation::Editor),
+        FieldRule::at_least("status", Relation::Editor),
+        FieldRule::at_least("counterparty_id", Relation::Editor),
+        FieldRule::at_least("payment_terms", Relation::Editor),
+        FieldRule::at_least("amount", Relation::Editor),
+        FieldRule::at_least("currency", Relation::Editor),
+        FieldRule::at_least("effective_date", Relation::Editor),
+        FieldRule::at_least("deleted_at", Relation::Owner),
+    ],
+};
+
 /// The rules of every synced collection.
-pub const RULES: &[&CollectionRules] = &[&TASK_RULES];
+pub const RULES: &[&CollectionRules] = &[&TASK_RULES, &NOTE_RULES, &DOCUMENT_RULES];
 
 /// A collection with no rules here grants nothing: no reads or writes below `Owner`, creation
 /// only by org owners. Every collection of [`crate::schema::COLLECTIONS`] has rules (tested).

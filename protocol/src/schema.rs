@@ -120,8 +120,101 @@ pub const TASKS: CollectionSchema = CollectionSchema {
     ],
 };
 
+/// Notes: a title and metadata as a record document; the body is the text document of the same
+/// id in [`NOTE_BODIES`].
+pub const NOTES: CollectionSchema = CollectionSchema {
+    name: "notes",
+    table: "notes",
+    fields: &[
+        FieldDef::client("title", FieldType::String { max_len: 500 }, true),
+        FieldDef::client("pinned", FieldType::Bool, false),
+        FieldDef::client("deleted_at", FieldType::Timestamp, false),
+        FieldDef::server("created_by", FieldType::Ref("users")),
+        FieldDef::server("created_at", FieldType::Timestamp),
+        FieldDef::server("updated_at", FieldType::Timestamp),
+    ],
+};
+
+/// Kinds of business document.
+pub const DOCUMENT_TYPES: &[&str] = &["contract", "proposal", "memo", "other"];
+/// The life cycle of a document: draft → internal_review → client_review → sent → signed.
+pub const DOCUMENT_STATUSES: &[&str] = &[
+    "draft",
+    "internal_review",
+    "client_review",
+    "sent",
+    "signed",
+];
+
+/// Business documents (contracts, ...): metadata and structured contract fields as a record
+/// document; the body is the text document of the same id in [`DOCUMENT_BODIES`]. The typed
+/// table is `document_records` because `documents` holds the server's CRDT states.
+pub const DOCUMENTS: CollectionSchema = CollectionSchema {
+    name: "documents",
+    table: "document_records",
+    fields: &[
+        FieldDef::client("title", FieldType::String { max_len: 500 }, true),
+        // `type` is an SQL keyword, hence the column name.
+        FieldDef::client("type", FieldType::Enum(DOCUMENT_TYPES), true).column("doc_type"),
+        FieldDef::client("status", FieldType::Enum(DOCUMENT_STATUSES), true),
+        FieldDef::client("counterparty_id", FieldType::Ref("contacts"), false),
+        FieldDef::client("payment_terms", FieldType::String { max_len: 500 }, false),
+        // Money: minor units (cents) in `amount`, ISO 4217 code in `currency`.
+        FieldDef::client("amount", FieldType::Int, false),
+        FieldDef::client("currency", FieldType::String { max_len: 3 }, false),
+        FieldDef::client("effective_date", FieldType::Timestamp, false),
+        FieldDef::client("deleted_at", FieldType::Timestamp, false),
+        FieldDef::server("created_by", FieldType::Ref("users")),
+        FieldDef::server("created_at", FieldType::Timestamp),
+        FieldDef::server("updated_at", FieldType::Timestamp),
+    ],
+};
+
 /// Every synced record collection.
-pub const COLLECTIONS: &[&CollectionSchema] = &[&TASKS];
+pub const COLLECTIONS: &[&CollectionSchema] = &[&TASKS, &NOTES, &DOCUMENTS];
+
+/// A collection of text documents (Yjs, see [`crate::text`]): the rich-text body of each record
+/// of its `parent` collection. A body has the id of its record, its readers and writers are the
+/// record's (by relation: viewers read, suggesters suggest, editors edit), and it can only
+/// exist once its record does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TextCollection {
+    pub name: &'static str,
+    pub parent: &'static CollectionSchema,
+}
+
+/// Bodies of [`NOTES`].
+pub const NOTE_BODIES: TextCollection = TextCollection {
+    name: "note_bodies",
+    parent: &NOTES,
+};
+
+/// Bodies of [`DOCUMENTS`] (contract texts, with redlines).
+pub const DOCUMENT_BODIES: TextCollection = TextCollection {
+    name: "document_bodies",
+    parent: &DOCUMENTS,
+};
+
+/// Every synced text collection.
+pub const TEXT_COLLECTIONS: &[&TextCollection] = &[&NOTE_BODIES, &DOCUMENT_BODIES];
+
+/// Looks a text collection up by name.
+pub fn text_collection(name: &str) -> Option<&'static TextCollection> {
+    TEXT_COLLECTIONS.iter().copied().find(|c| c.name == name)
+}
+
+/// The text collection holding the bodies of `parent`'s records, if it has one.
+pub fn body_collection(parent: &str) -> Option<&'static TextCollection> {
+    TEXT_COLLECTIONS
+        .iter()
+        .copied()
+        .find(|c| c.parent.name == parent)
+}
+
+/// Whether `name` is a synced collection of either kind.
+pub fn is_synced(name: &str) -> bool {
+    collection(name).is_some() || text_collection(name).is_some()
+}
 
 /// Looks a collection up by name.
 pub fn collection(name: &str) -> Option<&'static CollectionSchema> {
