@@ -64,7 +64,7 @@ CREATE TABLE text_updates (
     org_id      uuid NOT NULL REFERENCES orgs (id) ON DELETE CASCADE,
     doc_id      uuid NOT NULL,
     id          bigserial,
-    update      bytea NOT NULL,
+    payload     bytea NOT NULL,
     created_at  timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (org_id, doc_id, id),
     FOREIGN KEY (org_id, doc_id) REFERENCES text_documents (org_id, id) ON DELETE CASCADE
