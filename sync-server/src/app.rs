@@ -29,6 +29,8 @@ pub struct AppState {
     pub acl: AclCache,
     /// Recently written documents, decoded (see `merge::cache`).
     pub docs: crate::merge::cache::DocCache,
+    /// Recently written text documents, decoded (see `text::cache`).
+    pub texts: crate::text::cache::TextCache,
     /// Injected faults (conflict-tests only; see `faults`).
     pub faults: Arc<crate::faults::Faults>,
 }
@@ -47,6 +49,7 @@ impl AppState {
             hub: ChangeHub::default(),
             acl: AclCache::default(),
             docs: crate::merge::cache::DocCache::default(),
+            texts: crate::text::cache::TextCache::default(),
             faults: Arc::default(),
         }
     }

@@ -31,6 +31,7 @@ pub mod health;
 pub mod hub;
 pub mod merge;
 pub mod store;
+pub mod text;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod ws;

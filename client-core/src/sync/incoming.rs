@@ -65,6 +65,8 @@ impl Client {
                 });
                 Ok(vec![SyncEvent::ServerError { code, message }])
             }
+            // Presence on text documents: not handled by record replicas.
+            ServerMessage::Awareness { .. } => Ok(Vec::new()),
         }
     }
 

@@ -150,6 +150,12 @@ impl WorkingDocs {
         Ok(Ok(()))
     }
 
+    /// Whether this push loaded or created `doc_id` and it holds a valid record (a record
+    /// created earlier in the push counts, a refused creation does not).
+    pub fn holds_valid_record(&self, doc_id: Uuid) -> bool {
+        matches!(self.docs.get(&doc_id), Some(Slot::Own(w)) if w.record.is_some())
+    }
+
     /// `depends_on` of tasks changed earlier in this transaction (not yet materialized).
     fn pending_dependencies(&self, except: Uuid) -> HashMap<Uuid, Vec<Uuid>> {
         self.docs

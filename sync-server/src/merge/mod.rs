@@ -17,12 +17,14 @@
 pub mod cache;
 mod dependencies;
 mod document;
+mod text;
 mod untrusted;
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use serde_bytes::ByteBuf;
+use syncline_protocol::schema;
 use syncline_protocol::{ErrorCode, Mutation, MutationId, ServerMessage};
 use uuid::Uuid;
 
@@ -32,6 +34,7 @@ use crate::hub::{CommittedBatch, CommittedChange};
 use crate::store::progress::{self, PastOutcome};
 use crate::store::{Tx, change_log};
 use document::{Refusal, WorkingDocs};
+use text::TextDocs;
 pub use untrusted::{MAX_INFLATED_CHANGE_BYTES, PANIC_REFUSAL};
 
 /// Largest accepted change payload.
@@ -105,6 +108,7 @@ async fn try_apply(
     let mut progress_seq = progress::lock(&mut tx, pusher.org_id, pusher.client_id).await?;
     let start_progress = progress_seq;
     let mut docs = WorkingDocs::default();
+    let mut texts = TextDocs::default();
     let mut accepted: Vec<CommittedChange> = Vec::new();
     let mut answers: Vec<(MutationId, Answer)> = Vec::with_capacity(mutations.len());
     let mut this_batch: HashMap<u64, Answer> = HashMap::new();
@@ -127,7 +131,15 @@ async fn try_apply(
             // each other across connections (an old connection's push arriving after the new
             // connection's), and a late one is still the client's work (conflict-tests).
             progress_seq = progress_seq.max(m.mid.seq);
-            let answer = match docs.merge(&mut tx, &state.docs, pusher, &acl, m).await? {
+            let merged = match schema::text_collection(&m.collection) {
+                Some(collection) => {
+                    texts
+                        .merge(&mut tx, &state.texts, pusher, &acl, &docs, collection, m)
+                        .await?
+                }
+                None => docs.merge(&mut tx, &state.docs, pusher, &acl, m).await?,
+            };
+            let answer = match merged {
                 Ok(()) => {
                     accepted.push(CommittedChange {
                         seq: 0,
@@ -149,6 +161,7 @@ async fn try_apply(
         answers.push((m.mid, answer));
     }
 
+    let written_texts = texts.store(&mut tx, pusher.org_id).await?;
     let written = docs.store(&mut tx, pusher.org_id).await?;
     for (mid, doc_id, code, message) in &rejections {
         progress::record_rejection(&mut tx, pusher.org_id, *mid, *doc_id, *code, message).await?;
@@ -182,6 +195,9 @@ async fn try_apply(
     tx.commit().await?;
     for (doc_id, version, doc) in written {
         state.docs.put(pusher.org_id, doc_id, version, doc);
+    }
+    for (doc_id, version, doc) in written_texts {
+        state.texts.put(pusher.org_id, doc_id, version, doc);
     }
 
     let replies = answers

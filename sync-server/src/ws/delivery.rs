@@ -19,6 +19,8 @@ use crate::AppState;
 use crate::authz::changes::{ACL_COLLECTION, AclChange, SubjectRef};
 use crate::hub::CommittedChange;
 use crate::merge;
+use crate::text::store as text_store;
+use syncline_protocol::schema;
 
 #[derive(Debug)]
 pub struct Delivery {
@@ -118,7 +120,13 @@ impl Delivery {
             .map(|(id,)| id)
             .collect(),
             _ => {
-                let collections: Vec<String> = self.subs.collections().map(str::to_owned).collect();
+                // A body has its record's id: subscribing to bodies makes their records' ids
+                // candidates.
+                let collections: Vec<String> = self
+                    .subs
+                    .collections()
+                    .map(|c| schema::text_collection(c).map_or(c, |t| t.parent.name).to_owned())
+                    .collect();
                 sqlx::query_as::<_, (Uuid,)>(
                     "SELECT id FROM documents WHERE org_id = $1 AND collection = ANY($2)",
                 )
@@ -183,7 +191,10 @@ impl Delivery {
         .bind(docs)
         .fetch_all(&mut *crate::db::begin_org(&state.db, self.org_id).await?)
         .await?;
-        for (doc_id, collection, doc_state) in rows {
+        let mut tx = crate::db::begin_org(&state.db, self.org_id).await?;
+        let bodies = text_store::states(&mut tx, self.org_id, docs).await?;
+        drop(tx);
+        for (doc_id, collection, doc_state) in rows.into_iter().chain(bodies) {
             let Some(sub_id) = self.subs.covering(&collection, doc_id) else {
                 continue;
             };

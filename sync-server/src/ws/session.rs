@@ -213,7 +213,27 @@ impl Connection<'_> {
                 self.catch_up_live().await?;
                 send(self.socket, &ServerMessage::Pong { nonce }).await
             }
+            ClientMessage::Awareness { doc_id, update } => {
+                self.relay_awareness(doc_id, update.into_vec()).await
+            }
         }
+    }
+
+    /// Relays presence on a text document the user may read (never stored).
+    async fn relay_awareness(&mut self, doc_id: uuid::Uuid, update: Vec<u8>) -> Result<(), Stop> {
+        let acl = self
+            .state
+            .acl
+            .get(&self.state.db, self.identity.session.org_id)
+            .await?;
+        if !acl.can_read(self.identity.session.user_id, doc_id) {
+            return self
+                .error(ErrorCode::Forbidden, "document not found or not accessible")
+                .await;
+        }
+        // Relay wiring lands with `crate::awareness` (y-websocket endpoint).
+        let _ = update;
+        Ok(())
     }
 
     async fn error(&mut self, code: ErrorCode, message: impl Into<String>) -> Result<(), Stop> {

@@ -22,6 +22,7 @@ use crate::AppState;
 use crate::store::change_log::{self, LogFilter};
 use crate::store::documents::SnapshotRow;
 use crate::store::seq_from_db;
+use crate::text::store as text_store;
 
 /// Snapshot chunks stay below this many bytes of document state.
 const SNAPSHOT_CHUNK_BYTES: usize = 1 << 20;
@@ -121,14 +122,12 @@ async fn check_scope(
     scope: &Scope,
 ) -> Result<Option<(ErrorCode, String)>, Stop> {
     match scope {
-        Scope::Collection { collection } => {
-            Ok(schema::collection(collection).is_none().then(|| {
-                (
-                    ErrorCode::UnknownCollection,
-                    format!("`{collection}` is not a synced collection"),
-                )
-            }))
-        }
+        Scope::Collection { collection } => Ok((!schema::is_synced(collection)).then(|| {
+            (
+                ErrorCode::UnknownCollection,
+                format!("`{collection}` is not a synced collection"),
+            )
+        })),
         Scope::Document { doc_id } => {
             // Row-level security hides other orgs' documents; this narrow lookup tells them apart.
             let (owner,): (Option<Uuid>,) = sqlx::query_as("SELECT syncline_document_org($1)")
@@ -209,6 +208,39 @@ async fn send_snapshot(
         }
     }
     drop(rows);
+    // Text documents (bodies) live in their own table, state merged from its parts.
+    let text_ids: Vec<(Uuid,)> = match scope {
+        Scope::Collection { collection } if schema::text_collection(collection).is_some() => {
+            sqlx::query_as(
+                "SELECT id FROM text_documents WHERE org_id = $1 AND collection = $2 ORDER BY id",
+            )
+            .bind(delivery.org_id)
+            .bind(collection.as_str())
+            .fetch_all(&mut *tx)
+            .await?
+        }
+        Scope::Collection { .. } => Vec::new(),
+        Scope::Document { doc_id } => vec![(*doc_id,)],
+    };
+    let readable: Vec<Uuid> = text_ids
+        .into_iter()
+        .map(|(id,)| id)
+        .filter(|id| acl.can_read(delivery.user_id, *id))
+        .collect();
+    for (id, collection, state) in text_store::states(&mut tx, delivery.org_id, &readable).await? {
+        delivery.note_delivered(id);
+        chunk_bytes += state.len();
+        chunk.push(DocSnapshot {
+            doc_id: id,
+            collection,
+            state: ByteBuf::from(state),
+        });
+        if chunk_bytes >= SNAPSHOT_CHUNK_BYTES {
+            let docs = std::mem::take(&mut chunk);
+            chunk_bytes = 0;
+            send(socket, &ServerMessage::Snapshot { sub_id, docs }).await?;
+        }
+    }
     tx.commit().await?;
     if !chunk.is_empty() {
         send(

@@ -582,6 +582,8 @@ pub mod raw {
 }
 
 /// Automerge changes for tests, made the way clients make them.
+pub mod text;
+
 pub mod changes {
     use automerge::AutoCommit;
     use automerge::transaction::Transactable;
@@ -608,6 +610,18 @@ pub mod changes {
             return None;
         }
         Some(last_change(doc))
+    }
+
+    /// Commits the given field writes on a record of `schema` and returns the change's bytes.
+    pub fn record_change(
+        doc: &mut AutoCommit,
+        schema: &syncline_protocol::schema::CollectionSchema,
+        fields: &[(&str, Option<FieldValue>)],
+    ) -> Vec<u8> {
+        for (name, value) in fields {
+            put_field(doc, schema, name, value.as_ref()).expect("valid test field");
+        }
+        last_change(doc)
     }
 
     /// Writes a raw value as one change (bypassing validation, as a hostile client could).
