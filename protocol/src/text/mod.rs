@@ -36,6 +36,9 @@
 
 mod authorize;
 mod extract;
+mod history;
+mod history_html;
+mod history_walk;
 mod marks;
 mod nesting;
 mod render;
@@ -55,6 +58,10 @@ mod tests_resolve;
 
 pub use authorize::authorize_update;
 pub use extract::{Suggestion, SuggestionKind, plain_text, plain_text_in, suggestions};
+pub use history::{
+    HistoryError, decode_snapshot, html_at, redline, redline_html, snapshot_of, text_at,
+};
+pub use history_walk::{Change, Marks, RedlineContent, RedlineNode, RedlineSpan};
 pub use marks::SuggestionMark;
 pub use resolve::{accept_all, accept_suggestion, reject_all, reject_suggestion};
 pub use wire::check_update_v1;
