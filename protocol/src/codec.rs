@@ -30,10 +30,20 @@ const CLIENT_TYPES: &[&str] = &[
     "push",
     "reauth",
     "ping",
+    "awareness",
 ];
 const SERVER_TYPES: &[&str] = &[
-    "welcome", "snapshot", "synced", "change", "ack", "reject", "evict", "reauthed", "pong",
+    "welcome",
+    "snapshot",
+    "synced",
+    "change",
+    "ack",
+    "reject",
+    "evict",
+    "reauthed",
+    "pong",
     "error",
+    "awareness",
 ];
 
 /// Encodes any message as one CBOR frame.

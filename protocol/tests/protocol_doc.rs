@@ -15,6 +15,9 @@ const DOC: Uuid = Uuid::from_u128(0x0192_d2f0_5b1c_7a00_8000_0000_0000_0d0c);
 /// The first bytes of an automerge change (its magic number), standing in for a whole one.
 const PAYLOAD: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
 
+/// A y-protocols awareness update: one client (id 1), clock 1, state `{}`.
+const AWARENESS: [u8; 5] = [0x01, 0x01, 0x01, 0x02, 0x7b];
+
 fn examples() -> Vec<(&'static str, Vec<u8>)> {
     let mid = MutationId {
         client_id: CLIENT,
@@ -70,6 +73,13 @@ fn examples() -> Vec<(&'static str, Vec<u8>)> {
         ),
         ("ping", c(ClientMessage::Ping { nonce: 7 })),
         (
+            "awareness (client)",
+            c(ClientMessage::Awareness {
+                doc_id: DOC,
+                update: ByteBuf::from(AWARENESS.to_vec()),
+            }),
+        ),
+        (
             "welcome",
             s(ServerMessage::Welcome {
                 protocol_version: 2,
@@ -123,6 +133,13 @@ fn examples() -> Vec<(&'static str, Vec<u8>)> {
             }),
         ),
         ("pong", s(ServerMessage::Pong { nonce: 7 })),
+        (
+            "awareness (server)",
+            s(ServerMessage::Awareness {
+                doc_id: DOC,
+                update: ByteBuf::from(AWARENESS.to_vec()),
+            }),
+        ),
         (
             "error",
             s(ServerMessage::Error {
