@@ -31,6 +31,8 @@ pub struct AppState {
     pub docs: crate::merge::cache::DocCache,
     /// Recently written text documents, decoded (see `text::cache`).
     pub texts: crate::text::cache::TextCache,
+    /// Presence on text documents, relayed between connections (see `awareness`).
+    pub awareness: crate::awareness::AwarenessRelay,
     /// Injected faults (conflict-tests only; see `faults`).
     pub faults: Arc<crate::faults::Faults>,
 }
@@ -50,6 +52,7 @@ impl AppState {
             acl: AclCache::default(),
             docs: crate::merge::cache::DocCache::default(),
             texts: crate::text::cache::TextCache::default(),
+            awareness: crate::awareness::AwarenessRelay::default(),
             faults: Arc::default(),
         }
     }
@@ -63,6 +66,7 @@ pub fn router(state: AppState) -> Router {
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
         .route("/sync", get(ws::upgrade))
+        .route("/yjs/{doc_id}", get(crate::yjs::upgrade))
         .merge(auth::routes())
         .merge(authz::routes::routes())
         .layer(middleware::from_fn(correlation_id))

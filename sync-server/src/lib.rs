@@ -21,6 +21,7 @@
 pub mod app;
 pub mod auth;
 pub mod authz;
+pub mod awareness;
 pub mod cluster;
 pub mod config;
 pub mod db;
@@ -31,10 +32,11 @@ pub mod health;
 pub mod hub;
 pub mod merge;
 pub mod store;
-pub mod text;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod text;
 pub mod ws;
+pub mod yjs;
 
 pub use app::{AppState, router};
 pub use error::ServerError;
