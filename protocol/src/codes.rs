@@ -61,6 +61,11 @@ pub enum ErrorCode {
     FieldForbidden,
     /// A task dependency change would create a dependency cycle.
     DependencyCycle,
+    /// A status change skips or reverses a step of the record's life cycle (e.g. a document
+    /// going from `draft` straight to `signed`).
+    InvalidTransition,
+    /// The record is final (a signed document) and no longer changes.
+    ImmutableRecord,
 }
 
 impl ErrorCode {
@@ -94,6 +99,8 @@ impl ErrorCode {
             Self::Unavailable => "unavailable",
             Self::FieldForbidden => "field_forbidden",
             Self::DependencyCycle => "dependency_cycle",
+            Self::InvalidTransition => "invalid_transition",
+            Self::ImmutableRecord => "immutable_record",
         }
     }
 }
@@ -159,6 +166,8 @@ mod tests {
         for (code, s) in [
             (ErrorCode::FieldForbidden, "field_forbidden"),
             (ErrorCode::DependencyCycle, "dependency_cycle"),
+            (ErrorCode::InvalidTransition, "invalid_transition"),
+            (ErrorCode::ImmutableRecord, "immutable_record"),
         ] {
             assert_eq!(code.as_str(), s);
             assert_eq!(

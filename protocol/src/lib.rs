@@ -11,6 +11,8 @@
 //!   (optimistic, offline).
 //! - [`rules`]: authorization rules (org roles, document relations, who may create a document
 //!   and write each field) and the decoding of which fields an automerge change touches.
+//! - [`lifecycle`]: record life cycles (a business document's status steps; signed is final).
+//! - [`text`]: collaborative text documents (Yjs): suggestion enforcement, plain text, redlines.
 //! - [`codes`]: stable error and close codes.
 //!
 //! Dependencies point one way: `protocol <- client-core <- wasm/desktop` and
@@ -19,6 +21,7 @@
 pub mod codec;
 pub mod codes;
 pub mod fuzzing;
+pub mod lifecycle;
 pub mod messages;
 pub mod record;
 pub mod rules;

@@ -65,7 +65,9 @@ impl ServerError {
             | ErrorCode::InvalidFieldValue
             | ErrorCode::UnknownField
             | ErrorCode::ServerOwnedField
-            | ErrorCode::DependencyCycle => StatusCode::UNPROCESSABLE_ENTITY,
+            | ErrorCode::DependencyCycle
+            | ErrorCode::InvalidTransition => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::ImmutableRecord => StatusCode::CONFLICT,
             _ => StatusCode::BAD_REQUEST,
         }
     }

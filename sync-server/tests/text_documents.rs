@@ -327,7 +327,7 @@ async fn bodies_are_compacted_and_load_the_same_afterwards() {
 }
 
 #[tokio::test]
-async fn a_signed_contract_body_is_read_only() {
+async fn contracts_step_through_their_statuses_and_a_signed_one_is_read_only() {
     let server = TestServer::start().await;
     let users = server.seed_org("Acme", &[OrgRole::Owner]).await;
     let mut owner = Pusher::connect(&server, &users[0]).await;
@@ -349,8 +349,22 @@ async fn a_signed_contract_body_is_read_only() {
             .push(id, "document_bodies", body.push_paragraph("Terms"))
             .await,
     );
-    let sign = record_change(&mut record, &DOCUMENTS, &[("status", s("signed"))]);
-    assert_acked(owner.push(id, "documents", sign).await);
+    let mut skip = record.fork();
+    let skip = record_change(&mut skip, &DOCUMENTS, &[("status", s("signed"))]);
+    assert_rejected(
+        owner.push(id, "documents", skip).await,
+        ErrorCode::InvalidTransition,
+    );
+    for status in ["internal_review", "client_review", "sent", "signed"] {
+        let step = record_change(&mut record, &DOCUMENTS, &[("status", s(status))]);
+        assert_acked(owner.push(id, "documents", step).await);
+    }
+    let mut late = record.fork();
+    let retitle = record_change(&mut late, &DOCUMENTS, &[("title", s("MSA v2"))]);
+    assert_rejected(
+        owner.push(id, "documents", retitle).await,
+        ErrorCode::ImmutableRecord,
+    );
     assert_rejected(
         owner
             .push(id, "document_bodies", body.insert(0, 0, "New "))

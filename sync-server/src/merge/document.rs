@@ -12,6 +12,7 @@ use std::collections::hash_map::Entry;
 
 use automerge::{Automerge, Change, ReadDoc};
 use chrono::{DateTime, Utc};
+use syncline_protocol::lifecycle;
 use syncline_protocol::record::{FieldValue, Record, read_record};
 use syncline_protocol::rules::{self, Relation};
 use syncline_protocol::schema::{self, CollectionSchema};
@@ -333,6 +334,8 @@ impl WorkingDoc {
             &touched,
         )
         .map_err(|e| refuse(e.code, format!("{}: {}", e.field, e.message)))?;
+        lifecycle::check_transition(self.schema, self.record.as_ref(), &record, &touched)
+            .map_err(|e| refuse(e.code, format!("{}: {}", e.field, e.message)))?;
         Ok((merged, record, touched))
     }
 }
