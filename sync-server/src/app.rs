@@ -69,6 +69,7 @@ pub fn router(state: AppState) -> Router {
         .route("/yjs/{doc_id}", get(crate::yjs::upgrade))
         .merge(auth::routes())
         .merge(authz::routes::routes())
+        .merge(crate::revisions::routes())
         .layer(middleware::from_fn(correlation_id))
         .layer(TraceLayer::new_for_http())
         .with_state(state)

@@ -31,6 +31,7 @@ pub mod faults;
 pub mod health;
 pub mod hub;
 pub mod merge;
+pub mod revisions;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
