@@ -102,14 +102,26 @@ mod tests {
         put(&mut doc, "type", FieldValue::String("contract".into()));
         put(&mut doc, "status", FieldValue::String("draft".into()));
         put(&mut doc, "amount", FieldValue::Int(120_000));
-        put(&mut doc, "effective_date", FieldValue::Timestamp(1_767_225_600_000));
+        put(
+            &mut doc,
+            "effective_date",
+            FieldValue::Timestamp(1_767_225_600_000),
+        );
         let before = record_fields(&doc.save()).expect("fields");
         assert_eq!(before["amount"], Value::from(120_000));
         assert_eq!(before["effective_date"], "2026-01-01T00:00:00.000Z");
         assert!(!before.contains_key("payment_terms"));
 
-        put(&mut doc, "payment_terms", FieldValue::String("Net 30".into()));
-        put(&mut doc, "status", FieldValue::String("internal_review".into()));
+        put(
+            &mut doc,
+            "payment_terms",
+            FieldValue::String("Net 30".into()),
+        );
+        put(
+            &mut doc,
+            "status",
+            FieldValue::String("internal_review".into()),
+        );
         let after = record_fields(&doc.save()).expect("fields");
         assert_eq!(
             changes(&before, &after),

@@ -135,7 +135,10 @@ async fn redline(
     let headers = [
         (CONTENT_TYPE, "text/html; charset=utf-8"),
         (X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (CONTENT_SECURITY_POLICY, "default-src 'none'; img-src https:"),
+        (
+            CONTENT_SECURITY_POLICY,
+            "default-src 'none'; img-src https:",
+        ),
     ];
     Ok((headers, html).into_response())
 }

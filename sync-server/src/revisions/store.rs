@@ -43,7 +43,16 @@ pub struct NewRevision<'a> {
 
 // JSON travels as text (`::text` / `::jsonb`): the workspace's sqlx has no `json` feature.
 type SummaryRow = (i32, Uuid, String, DateTime<Utc>, String);
-type RevisionRow = (i32, Uuid, String, DateTime<Utc>, String, String, String, String);
+type RevisionRow = (
+    i32,
+    Uuid,
+    String,
+    DateTime<Utc>,
+    String,
+    String,
+    String,
+    String,
+);
 
 fn json(column: &str, text: &str) -> Result<Value, sqlx::Error> {
     serde_json::from_str(text).map_err(|e| {
