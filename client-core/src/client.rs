@@ -17,6 +17,7 @@ use crate::error::{ClientError, Result};
 use crate::store::outbox::OutboxEntry;
 use crate::store::{ddl, documents, meta, outbox, rows};
 use crate::sync::SyncSession;
+use crate::text::cache::{DEFAULT_TEXT_CAPACITY, TextCache};
 
 /// An offline-capable replica. Not `Sync`: share it as `Arc<Mutex<Client>>` (see
 /// `native::NativeClient`).
@@ -29,8 +30,16 @@ pub struct Client {
     pub(crate) pending: u64,
     /// Connection-scoped sync state (lost on restart by design).
     pub(crate) sync: SyncSession,
-    /// Recently used documents, decoded.
+    /// Recently used record documents, decoded.
     pub(crate) cache: DocCache,
+    /// Open text documents, decoded.
+    pub(crate) texts: TextCache,
+    /// Highest outbox seq this process may have pushed on any connection (every entry present
+    /// at open counts as pushed): entries above it were never seen by the server, so unsent
+    /// text updates above it may be merged (see `sync::coalesce`).
+    pub(crate) pushed_up_to: u64,
+    /// Time of the last suggestion mark made here (see `text::TextEditor`).
+    pub(crate) last_mark: i64,
 }
 
 impl std::fmt::Debug for Client {
@@ -76,6 +85,7 @@ impl Client {
             rematerialize(&tx, schema, &actor)?;
         }
         let pending = outbox::count(&tx)?;
+        let pushed_up_to = outbox::max_seq(&tx)?;
         tx.commit()?;
         tracing::debug!(%client_id, pending, "replica opened");
         Ok(Self {
@@ -85,6 +95,9 @@ impl Client {
             pending,
             sync: SyncSession::default(),
             cache: DocCache::new(cache::DEFAULT_CAPACITY),
+            texts: TextCache::new(DEFAULT_TEXT_CAPACITY),
+            pushed_up_to,
+            last_mark: 0,
         })
     }
 
@@ -94,7 +107,7 @@ impl Client {
         self.client_id
     }
 
-    /// How many documents to keep decoded in memory (default 256). Hot documents with long
+    /// How many record documents to keep decoded in memory (default 256). Hot documents with long
     /// histories are expensive to decode; 0 disables the cache.
     pub fn set_document_cache_capacity(&mut self, capacity: usize) {
         self.cache.set_capacity(capacity);
@@ -118,7 +131,10 @@ impl Client {
     /// Forgets a collection's cursor so that the next connection receives a full snapshot
     /// again (e.g. after suspecting the replica missed changes).
     pub fn reset_cursor(&mut self, collection: &str) -> Result<()> {
-        meta::clear_cursor(&self.conn, schema_of(collection)?.name)
+        if !schema::is_synced(collection) {
+            return Err(ClientError::UnknownCollection(collection.to_owned()));
+        }
+        meta::clear_cursor(&self.conn, collection)
     }
 
     /// `(user_id, org_id)` of the last session the server welcomed.
@@ -162,9 +178,16 @@ pub(crate) fn schema_of(collection: &str) -> Result<&'static CollectionSchema> {
 }
 
 /// First step of every write transaction: when another connection committed to the file,
-/// cached documents and the pending count may be stale, so both are refreshed.
-pub(crate) fn refresh(cache: &mut DocCache, pending: &mut u64, conn: &Connection) -> Result<()> {
+/// cached documents (records and texts) and the pending count may be stale, so all are
+/// refreshed.
+pub(crate) fn refresh(
+    cache: &mut DocCache,
+    texts: &mut TextCache,
+    pending: &mut u64,
+    conn: &Connection,
+) -> Result<()> {
     if cache.check(conn)? {
+        texts.clear();
         *pending = outbox::count(conn)?;
     }
     Ok(())

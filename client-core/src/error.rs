@@ -34,6 +34,22 @@ pub enum ClientError {
     /// A server change depends on history this replica never received (it resyncs).
     #[error("document {0}: change without its history")]
     MissingHistory(Uuid),
+    /// A Yjs update given to a text document (by an editor) is malformed, too deep, or depends
+    /// on changes the document does not have; nothing was stored.
+    #[error("text document {doc_id}: {code}: {message}")]
+    InvalidUpdate {
+        doc_id: Uuid,
+        code: ErrorCode,
+        message: String,
+    },
+    /// A text position or range lies outside the document's text (or inside content that
+    /// cannot be edited as text); nothing was changed.
+    #[error("text document {doc_id}: {message}")]
+    InvalidPosition { doc_id: Uuid, message: String },
+    /// Suggestions carry the user's id, which the replica learns from the server's `Welcome`;
+    /// this replica was never welcomed.
+    #[error("suggestions need the user id of a server session; this replica has none yet")]
+    NoSession,
 }
 
 impl ClientError {
@@ -42,6 +58,9 @@ impl ClientError {
         match self {
             Self::Invalid { source, .. } => source.code,
             Self::UnknownCollection(_) => ErrorCode::UnknownCollection,
+            Self::InvalidUpdate { code, .. } => *code,
+            Self::InvalidPosition { .. } => ErrorCode::InvalidInput,
+            Self::NoSession => ErrorCode::Unauthenticated,
             Self::NotFound { .. } => ErrorCode::NotFound,
             Self::Storage(_)
             | Self::Document { .. }

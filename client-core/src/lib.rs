@@ -8,6 +8,9 @@
 //!   delete and query records. Each write is one automerge change, validated against the
 //!   collection schema, and committed with its materialized row and outbox entry in one SQLite
 //!   transaction.
+//! - [`text`]: text documents (note and document bodies, Yjs): [`Client::text`] returns a
+//!   [`TextDoc`] handle to read, edit, suggest, resolve suggestions and exchange raw Yjs updates
+//!   with an editor.
 //! - [`sync`]: the sync state machine without IO (`on_connected`, `handle`, `take_outgoing`,
 //!   `on_disconnected`) and the observable [`SyncStatus`] and [`SyncEvent`]s.
 //! - `native` (feature `native`): a tokio + tokio-tungstenite transport with reconnect,
@@ -28,6 +31,7 @@ pub mod row;
 mod store;
 pub mod sync;
 pub mod tasks;
+pub mod text;
 
 #[cfg(feature = "native")]
 pub mod native;
@@ -37,8 +41,9 @@ pub use error::{ClientError, Result};
 pub use query::{Filter, Order, Query};
 pub use row::{DELETED_AT, Row};
 pub use store::outbox::OutboxEntry;
-pub use sync::{LastError, Received, SyncEvent, SyncStatus};
+pub use sync::{LastError, Received, SyncEvent, SyncStatus, TextEvent};
 pub use tasks::{Task, TaskDraft, TaskPatch, TaskQuery};
+pub use text::{TextBlock, TextDoc, TextEditor, TextRun};
 
 // Types of the protocol crate that appear in this API, re-exported for convenience.
 pub use syncline_protocol::record::FieldValue;

@@ -112,7 +112,7 @@ impl Client {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        crate::client::refresh(&mut self.cache, &mut self.pending, &tx)?;
+        crate::client::refresh(&mut self.cache, &mut self.texts, &mut self.pending, &tx)?;
         let mut doc = match target {
             Target::New => CachedDoc::new(schema.name, &self.actor),
             Target::Existing => self

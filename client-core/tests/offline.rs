@@ -181,7 +181,7 @@ fn invalid_input_is_refused_with_its_code_and_stores_nothing() {
     assert_eq!(c.pending_count(), 1);
 
     assert_eq!(
-        c.create("notes", [("title", s("x"))])
+        c.create("widgets", [("title", s("x"))])
             .expect_err("collection")
             .code(),
         ErrorCode::UnknownCollection

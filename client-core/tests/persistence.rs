@@ -43,14 +43,33 @@ fn replica_survives_reopen_and_pushes_its_outbox_on_connect() {
     assert!(
         matches!(&messages[0], ClientMessage::Hello { token, client_id: id, .. } if token == "tok" && *id == client_id)
     );
-    assert!(matches!(
-        &messages[1],
-        ClientMessage::Subscribe { sub_id: 1, scope: Scope::Collection { collection }, cursor: None } if collection == "tasks"
-    ));
-    let ClientMessage::Push { mutations } = &messages[2] else {
-        panic!("expected a push, got {:?}", messages[2])
+    // One subscription per record collection, then per text collection.
+    let subscribed: Vec<(u32, &str)> = messages[1..]
+        .iter()
+        .filter_map(|m| match m {
+            ClientMessage::Subscribe {
+                sub_id,
+                scope: Scope::Collection { collection },
+                cursor: None,
+            } => Some((*sub_id, collection.as_str())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        subscribed,
+        vec![
+            (1, "tasks"),
+            (2, "notes"),
+            (3, "documents"),
+            (4, "note_bodies"),
+            (5, "document_bodies")
+        ]
+    );
+    let push = 1 + subscribed.len();
+    let ClientMessage::Push { mutations } = &messages[push] else {
+        panic!("expected a push, got {:?}", messages[push])
     };
-    assert_eq!(messages.len(), 3);
+    assert_eq!(messages.len(), push + 1);
     assert_eq!(
         mutations.iter().map(|m| m.mid.seq).collect::<Vec<_>>(),
         vec![1, 2, 3, 4]

@@ -1,6 +1,9 @@
 //! Creating and upgrading the replica's tables.
 //!
-//! The fixed tables (`meta`, `documents`, `outbox`) are versioned with `PRAGMA user_version`.
+//! The fixed tables (`meta`, `documents`, `outbox`, the text-document tables) are versioned with
+//! `PRAGMA user_version`. Every version only adds tables (`CREATE ... IF NOT EXISTS`), so an
+//! older replica is upgraded in place by running the statements below; a replica written by a
+//! newer client is refused.
 //! The row tables are generated from `syncline_protocol::schema` on every open: missing tables
 //! and columns are added, so a client upgraded to a schema with new fields keeps its replica
 //! and re-materializes the affected collections from their documents.
@@ -10,8 +13,9 @@ use syncline_protocol::schema::{COLLECTIONS, CollectionSchema, FieldType};
 
 use crate::error::{ClientError, Result};
 
-/// The layout of the fixed tables this code writes.
-const USER_VERSION: i64 = 1;
+/// The layout of the fixed tables this code writes. 2 added `text_documents` and
+/// `text_confirmed`.
+const USER_VERSION: i64 = 2;
 
 const BASE_TABLES: &str = "
 CREATE TABLE IF NOT EXISTS meta (
@@ -45,6 +49,29 @@ CREATE INDEX IF NOT EXISTS outbox_doc ON outbox (doc_id, seq);
 CREATE TABLE IF NOT EXISTS unlisted (
     doc_id TEXT PRIMARY KEY
 );
+-- One row per text document (note or document body; its id is its record's). Its confirmed
+-- (server-acknowledged) state is `base` (the whole state as one Yjs update, v2 encoding; NULL
+-- when empty) followed by the updates in `text_confirmed`; its working state is that plus its
+-- pending updates in the outbox. `log_count`/`log_bytes` describe `text_confirmed` so that
+-- compaction needs no query; `epoch` picks the Yjs client id of local edits (see
+-- text/ydoc.rs).
+CREATE TABLE IF NOT EXISTS text_documents (
+    id         TEXT PRIMARY KEY,
+    collection TEXT NOT NULL,
+    base       BLOB,
+    log_count  INTEGER NOT NULL DEFAULT 0,
+    log_bytes  INTEGER NOT NULL DEFAULT 0,
+    epoch      INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS text_documents_collection ON text_documents (collection);
+-- Confirmed Yjs updates (v1) not yet folded into their document's `base`, in arrival order.
+CREATE TABLE IF NOT EXISTS text_confirmed (
+    seq     INTEGER PRIMARY KEY,
+    doc_id  TEXT NOT NULL,
+    payload BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS text_confirmed_doc ON text_confirmed (doc_id, seq);
 ";
 
 /// Creates or upgrades every table. Returns the collections whose row table gained columns and

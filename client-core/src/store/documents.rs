@@ -33,6 +33,14 @@ pub(crate) fn load(conn: &Connection, id: Uuid) -> Result<Option<StoredDoc>> {
         .optional()?)
 }
 
+/// The collection of a stored record document, without loading its states.
+pub(crate) fn collection_of(conn: &Connection, id: Uuid) -> Result<Option<String>> {
+    Ok(conn
+        .prepare_cached("SELECT collection FROM documents WHERE id = ?1")?
+        .query_row([id_text(id)], |r| r.get(0))
+        .optional()?)
+}
+
 /// Inserts or replaces a document's states.
 pub(crate) fn store(
     conn: &Connection,

@@ -1,5 +1,5 @@
-//! The `meta` key/value table: the client's identity, its mutation counter, one cursor per
-//! subscribed collection, and who the server said the session belongs to.
+//! The `meta` key/value table: the client's identity, its mutation and text-epoch counters, one
+//! cursor per subscribed collection, and who the server said the session belongs to.
 
 use rusqlite::{Connection, OptionalExtension, params};
 use uuid::Uuid;
@@ -9,6 +9,7 @@ use crate::error::Result;
 
 const CLIENT_ID: &str = "client_id";
 const NEXT_SEQ: &str = "next_mutation_seq";
+const NEXT_TEXT_EPOCH: &str = "next_text_epoch";
 const USER_ID: &str = "user_id";
 const ORG_ID: &str = "org_id";
 
@@ -53,6 +54,14 @@ pub(crate) fn client_id(conn: &Connection, new_id: Option<Uuid>) -> Result<Uuid>
 pub(crate) fn allocate_seq(conn: &Connection) -> Result<u64> {
     let next = get_int(conn, NEXT_SEQ)?.unwrap_or(1);
     set(conn, NEXT_SEQ, next + 1)?;
+    from_sql_int(next)
+}
+
+/// Claims the next text-document epoch (never reused within the replica, so that the Yjs client
+/// id derived from it is never reused either; see `text::ydoc`).
+pub(crate) fn allocate_text_epoch(conn: &Connection) -> Result<u64> {
+    let next = get_int(conn, NEXT_TEXT_EPOCH)?.unwrap_or(1);
+    set(conn, NEXT_TEXT_EPOCH, next + 1)?;
     from_sql_int(next)
 }
 

@@ -3,7 +3,8 @@
 //!
 //! - [`ddl`]: table creation and upgrades (idempotent, versioned with `user_version`).
 //! - [`meta`]: client id, mutation counter, subscription cursors, session identity.
-//! - [`documents`]: each document's confirmed and working automerge state.
+//! - [`documents`]: each record document's confirmed and working automerge state.
+//! - [`texts`]: each text document's confirmed Yjs state (base plus log) and epoch.
 //! - [`outbox`]: local changes not yet acknowledged by the server.
 //! - [`rows`]: the materialized, queryable row tables generated from the protocol schemas.
 //!
@@ -15,6 +16,7 @@ pub(crate) mod documents;
 pub(crate) mod meta;
 pub(crate) mod outbox;
 pub(crate) mod rows;
+pub(crate) mod texts;
 
 use rusqlite::Connection;
 use uuid::Uuid;

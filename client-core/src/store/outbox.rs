@@ -15,7 +15,8 @@ pub struct OutboxEntry {
     pub seq: u64,
     pub doc_id: Uuid,
     pub collection: String,
-    /// One automerge change, as `Change::raw_bytes`.
+    /// One automerge change (`Change::raw_bytes`) for a record collection, one Yjs update (lib0
+    /// v1) for a text collection.
     pub payload: Vec<u8>,
     /// Unix milliseconds when the local edit was made.
     pub created_at: i64,
@@ -82,6 +83,34 @@ pub(crate) fn after(conn: &Connection, after: u64) -> Result<Vec<OutboxEntry>> {
 /// A document's pending changes, in the order they were made.
 pub(crate) fn for_doc(conn: &Connection, doc_id: Uuid) -> Result<Vec<OutboxEntry>> {
     select(conn, "WHERE doc_id = ?1", [id_text(doc_id)])
+}
+
+/// A document's pending changes in one collection (a record and its body share the id).
+pub(crate) fn for_doc_in(
+    conn: &Connection,
+    doc_id: Uuid,
+    collection: &str,
+) -> Result<Vec<OutboxEntry>> {
+    select(
+        conn,
+        "WHERE doc_id = ?1 AND collection = ?2",
+        params![id_text(doc_id), collection],
+    )
+}
+
+/// Replaces an entry's payload (coalescing unsent text updates).
+pub(crate) fn set_payload(conn: &Connection, seq: u64, payload: &[u8]) -> Result<()> {
+    conn.execute(
+        "UPDATE outbox SET payload = ?2 WHERE seq = ?1",
+        params![to_sql_int(seq)?, payload],
+    )?;
+    Ok(())
+}
+
+/// The highest seq pending, 0 when none.
+pub(crate) fn max_seq(conn: &Connection) -> Result<u64> {
+    let n: i64 = conn.query_row("SELECT coalesce(max(seq), 0) FROM outbox", [], |r| r.get(0))?;
+    from_sql_int(n)
 }
 
 pub(crate) fn remove_for_doc(conn: &Connection, doc_id: Uuid) -> Result<u64> {

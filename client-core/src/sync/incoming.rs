@@ -7,18 +7,19 @@
 //! still be streaming a snapshot or catching up, and a cursor persisted mid-way would skip
 //! changes after a reconnect. Re-receiving changes is harmless: automerge ignores duplicates.
 
-use automerge::{AutoCommit, Change, ChangeHash};
+use automerge::AutoCommit;
 use rusqlite::{Connection, TransactionBehavior};
-use syncline_protocol::schema::{self, CollectionSchema};
+use syncline_protocol::schema;
 use syncline_protocol::{DocSnapshot, MutationId, ServerMessage};
 use uuid::Uuid;
 
-use super::{LastError, Phase, SyncEvent};
+use super::merge::{heads, known_schema, merge_remote};
+use super::{LastError, Phase, SyncEvent, SyncSession, TextEvent};
 use crate::cache::CachedDoc;
 use crate::client::Client;
 use crate::doc;
 use crate::error::{ClientError, Result};
-use crate::store::{documents, meta, outbox, rows};
+use crate::store::{documents, meta, outbox, texts};
 
 impl Client {
     /// Applies one server message; returns what happened, for the UI.
@@ -65,8 +66,12 @@ impl Client {
                 });
                 Ok(vec![SyncEvent::ServerError { code, message }])
             }
-            // Presence on text documents: not handled by record replicas.
-            ServerMessage::Awareness { .. } => Ok(Vec::new()),
+            ServerMessage::Awareness { doc_id, update } => {
+                Ok(vec![SyncEvent::Text(TextEvent::Awareness {
+                    doc_id,
+                    update: update.into_vec(),
+                })])
+            }
         }
     }
 
@@ -74,9 +79,10 @@ impl Client {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        crate::client::refresh(&mut self.cache, &mut self.pending, &tx)?;
+        crate::client::refresh(&mut self.cache, &mut self.texts, &mut self.pending, &tx)?;
         let mut events = Vec::new();
         let mut touched = Vec::new();
+        let mut touched_texts = Vec::new();
         if let Some(listed) = self
             .sync
             .subs
@@ -86,6 +92,28 @@ impl Client {
             listed.extend(docs.iter().map(|d| d.doc_id));
         }
         for snapshot in docs {
+            if let Some(collection) = schema::text_collection(&snapshot.collection) {
+                documents::clear_unlisted(&tx, snapshot.doc_id)?;
+                // The state is one update holding the whole document; it merges like any.
+                let (entry, changed) = super::text::apply_confirmed(
+                    &tx,
+                    &mut self.texts,
+                    self.client_id,
+                    collection,
+                    snapshot.doc_id,
+                    &snapshot.state,
+                )?;
+                touched_texts.push((snapshot.doc_id, entry));
+                if changed {
+                    let update = snapshot.state.into_vec();
+                    events.extend(super::text::changed_events(
+                        collection,
+                        snapshot.doc_id,
+                        update,
+                    ));
+                }
+                continue;
+            }
             let Some(schema) = known_schema(&snapshot.collection, snapshot.doc_id) else {
                 continue;
             };
@@ -114,6 +142,9 @@ impl Client {
         for (id, doc) in touched {
             self.cache.put(id, doc);
         }
+        for (id, entry) in touched_texts {
+            self.texts.put(id, entry);
+        }
         tracing::debug!(sub_id, changed = events.len(), "snapshot chunk applied");
         Ok(events)
     }
@@ -128,12 +159,17 @@ impl Client {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        crate::client::refresh(&mut self.cache, &mut self.pending, &tx)?;
+        crate::client::refresh(&mut self.cache, &mut self.texts, &mut self.pending, &tx)?;
         let mut events = Vec::new();
         let mut purged = Vec::new();
         if let Some(listed) = listed {
-            let schema = schema::collection(collection);
-            for doc_id in documents::ids_in_collection(&tx, collection)? {
+            let text = schema::text_collection(collection).is_some();
+            let ids = if text {
+                texts::ids_in_collection(&tx, collection)?
+            } else {
+                documents::ids_in_collection(&tx, collection)?
+            };
+            for doc_id in ids {
                 if listed.contains(&doc_id) {
                     continue;
                 }
@@ -144,9 +180,10 @@ impl Client {
                     documents::mark_unlisted(&tx, doc_id)?;
                     continue;
                 }
-                documents::delete(&tx, doc_id)?;
-                if let Some(schema) = schema {
-                    rows::delete(&tx, schema, doc_id)?;
+                if text {
+                    texts::delete(&tx, doc_id)?;
+                } else {
+                    super::purge::delete_record(&tx, collection, doc_id)?;
                 }
                 purged.push(doc_id);
                 events.push(SyncEvent::Evicted {
@@ -158,8 +195,9 @@ impl Client {
         meta::set_cursor(&tx, collection, cursor)?;
         tx.commit()?;
         for doc_id in purged {
-            tracing::info!(%doc_id, "not in the fresh snapshot: dropped");
+            tracing::info!(%doc_id, collection, "not in the fresh snapshot: dropped");
             self.cache.forget(doc_id);
+            self.texts.forget(doc_id);
         }
         if let Some(sub) = self.sync.subs.get_mut(&sub_id) {
             sub.synced = true;
@@ -180,10 +218,13 @@ impl Client {
         payload: &[u8],
         mid: Option<MutationId>,
     ) -> Result<Vec<SyncEvent>> {
+        if let Some(text) = schema::text_collection(&collection) {
+            return self.on_text_change(seq, doc_id, text, payload, mid);
+        }
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        crate::client::refresh(&mut self.cache, &mut self.pending, &tx)?;
+        crate::client::refresh(&mut self.cache, &mut self.texts, &mut self.pending, &tx)?;
         let mut events = Vec::new();
         let mut touched = None;
         let mut changed = false;
@@ -224,12 +265,7 @@ impl Client {
             acked = 1;
             events.push(SyncEvent::Acked { mid, doc_id, seq });
         }
-        if self.sync.sub_for(&collection).is_some_and(|s| s.synced) {
-            let current = meta::cursor(&tx, &collection)?.unwrap_or(0);
-            if seq > current {
-                meta::set_cursor(&tx, &collection, seq)?;
-            }
-        }
+        advance_cursor(&tx, &self.sync, &collection, seq)?;
         tx.commit()?;
         if let Some(doc) = touched {
             self.cache.put(doc_id, doc);
@@ -245,7 +281,7 @@ impl Client {
     /// while the server still counted it as readable, or a stream that skipped it): nothing
     /// was applied. The collection's cursor is cleared so the next connection starts from a
     /// full snapshot, and the transport must reconnect (see `Received::Resync`).
-    fn resync(&mut self, collection: &str, doc_id: Uuid) -> Result<Vec<SyncEvent>> {
+    pub(super) fn resync(&mut self, collection: &str, doc_id: Uuid) -> Result<Vec<SyncEvent>> {
         tracing::warn!(%doc_id, collection, "change without its history: resyncing from a snapshot");
         self.cache.forget(doc_id);
         meta::clear_cursor(&self.conn, collection)?;
@@ -261,14 +297,20 @@ impl Client {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        crate::client::refresh(&mut self.cache, &mut self.pending, &tx)?;
+        crate::client::refresh(&mut self.cache, &mut self.texts, &mut self.pending, &tx)?;
         let Some(entry) = outbox::get(&tx, mid.seq)? else {
             // Already answered (its Change echo arrived first, or a retransmit was re-acked).
             return Ok(Vec::new());
         };
         outbox::remove(&tx, mid.seq)?;
         let mut touched = None;
-        if let Some(mut doc) = self.cache.take(&tx, entry.doc_id, &self.actor)? {
+        if let Some(text) = schema::text_collection(&entry.collection) {
+            // The working state has the update already; it is now confirmed too.
+            if texts::append_confirmed(&tx, entry.doc_id, &entry.payload)? {
+                let working = self.texts.get(entry.doc_id).map(|e| &e.doc);
+                super::text::compact(&tx, entry.doc_id, text, working)?;
+            }
+        } else if let Some(mut doc) = self.cache.take(&tx, entry.doc_id, &self.actor)? {
             let change = doc::parse_change(entry.doc_id, &entry.payload)?;
             let CachedDoc {
                 confirmed, working, ..
@@ -295,105 +337,21 @@ impl Client {
             seq,
         }])
     }
-
-    fn on_evict(&mut self, doc_id: Uuid) -> Result<Vec<SyncEvent>> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        crate::client::refresh(&mut self.cache, &mut self.pending, &tx)?;
-        let stored = documents::load(&tx, doc_id)?;
-        let removed = outbox::remove_for_doc(&tx, doc_id)?;
-        documents::delete(&tx, doc_id)?;
-        let collection = stored.map(|s| s.collection);
-        if let Some(schema) = collection.as_deref().and_then(schema::collection) {
-            rows::delete(&tx, schema, doc_id)?;
-        }
-        tx.commit()?;
-        self.cache.forget(doc_id);
-        self.pending = self.pending.saturating_sub(removed);
-        tracing::info!(%doc_id, dropped_pending = removed, "document evicted");
-        Ok(vec![SyncEvent::Evicted { doc_id, collection }])
-    }
 }
 
-/// Drops a document a fresh snapshot did not list once a rejection left no local change to it
-/// awaiting an answer; returns the `Evicted` event. Runs inside the caller's transaction.
-pub(super) fn drop_if_unlisted(conn: &Connection, doc_id: Uuid) -> Result<Option<SyncEvent>> {
-    if !documents::is_unlisted(conn, doc_id)? || !outbox::for_doc(conn, doc_id)?.is_empty() {
-        return Ok(None);
-    }
-    let collection = documents::load(conn, doc_id)?.map(|d| d.collection);
-    documents::delete(conn, doc_id)?;
-    if let Some(schema) = collection.as_deref().and_then(schema::collection) {
-        rows::delete(conn, schema, doc_id)?;
-    }
-    tracing::info!(%doc_id, "not readable (absent from the fresh snapshot) and no longer pending: dropped");
-    Ok(Some(SyncEvent::Evicted { doc_id, collection }))
-}
-
-/// The schema of a collection the server sent, or `None` (with a warning) for one this client
-/// does not know (a newer server); such documents are skipped.
-fn known_schema(collection: &str, doc_id: Uuid) -> Option<&'static CollectionSchema> {
-    let schema = schema::collection(collection);
-    if schema.is_none() {
-        tracing::warn!(collection, %doc_id, "server sent a document of an unknown collection; skipped");
-    }
-    schema
-}
-
-/// Merges server changes into a document's confirmed and working states (creating the
-/// document if new), stores it and re-materializes its row. Returns the document, to go back
-/// into the cache once the transaction commits, and whether its working state changed.
-fn merge_remote(
+/// Persists a change's seq as the collection's cursor once its subscription is synced on this
+/// connection (see the module header). Runs inside the caller's transaction.
+pub(super) fn advance_cursor(
     conn: &Connection,
-    cache: &mut crate::cache::DocCache,
-    actor: &automerge::ActorId,
-    schema: &CollectionSchema,
-    doc_id: Uuid,
-    changes: Vec<Change>,
-) -> Result<(CachedDoc, bool)> {
-    let (mut doc, is_new) = match cache.take(conn, doc_id, actor)? {
-        Some(doc) => (doc, false),
-        None => (CachedDoc::new(schema.name, actor), true),
-    };
-    if doc.collection != schema.name {
-        tracing::warn!(%doc_id, local = %doc.collection, remote = schema.name, "collection mismatch; skipped");
-        return Ok((doc, false));
+    sync: &SyncSession,
+    collection: &str,
+    seq: u64,
+) -> Result<()> {
+    if sync.sub_for(collection).is_some_and(|s| s.synced) {
+        let current = meta::cursor(conn, collection)?.unwrap_or(0);
+        if seq > current {
+            meta::set_cursor(conn, collection, seq)?;
+        }
     }
-    let CachedDoc {
-        confirmed, working, ..
-    } = &mut doc;
-    let confirmed = confirmed.get_or_insert_with(|| AutoCommit::new().with_actor(actor.clone()));
-    let confirmed_before = heads(confirmed);
-    let working_before = heads(working);
-    // Confirmed first, so that it can pull in accepted local changes from the working state.
-    doc::apply_confirmed(doc_id, confirmed, working, changes.clone())?;
-    doc::apply(doc_id, working, changes)?;
-    let working_changed = heads(working) != working_before;
-    if !confirmed.get_missing_deps(&[]).is_empty() {
-        // Changes whose history this replica never received: it must resync (see `on_change`).
-        return Err(ClientError::MissingHistory(doc_id));
-    }
-    if !is_new && !working_changed && heads(confirmed) == confirmed_before {
-        // Everything was known already (typically our own change echoed back).
-        return Ok((doc, false));
-    }
-    documents::store(
-        conn,
-        doc_id,
-        schema.name,
-        Some(&confirmed.save()),
-        &working.save(),
-    )?;
-    // A new document whose first change still waits for its dependencies has no row yet.
-    if working_changed {
-        rows::materialize(conn, schema, doc_id, &*working)?;
-    }
-    Ok((doc, working_changed))
-}
-
-fn heads(doc: &mut AutoCommit) -> Vec<ChangeHash> {
-    let mut heads = doc.get_heads();
-    heads.sort_unstable();
-    heads
+    Ok(())
 }

@@ -12,20 +12,29 @@
 //!
 //! - [`outgoing`]: connection lifecycle and what the client sends.
 //! - [`incoming`]: applying server messages to the replica.
+//! - [`merge`]: merging server changes into record documents.
 //! - [`frames`]: frame numbers: duplicates ignored, a gap ends the connection.
-//! - [`reject`]: rebuilding a document's working state after a rejected change.
+//! - [`coalesce`]: merging unsent updates of one text document before a push.
+//! - [`purge`]: evictions (a record and its body go together).
+//! - [`reject`]: rebuilding a record document's working state after a rejected change.
+//! - [`text`], [`text_reject`]: the same for text documents (Yjs updates), and awareness.
 //!
 //! Connection state (subscriptions, what was pushed) lives in memory and is reset on every
 //! connection; everything that must survive a restart (cursors, outbox, documents) is in SQLite.
 
+mod coalesce;
 mod frames;
 mod incoming;
+mod merge;
 mod outgoing;
+mod purge;
 mod reject;
+mod text;
+mod text_reject;
 
 use std::collections::BTreeMap;
 
-use syncline_protocol::schema::COLLECTIONS;
+use syncline_protocol::schema::{COLLECTIONS, TEXT_COLLECTIONS};
 use syncline_protocol::{ErrorCode, MutationId};
 use uuid::Uuid;
 
@@ -123,6 +132,30 @@ pub enum SyncEvent {
         close_code: Option<u16>,
         reason: String,
     },
+    /// Something for an open text document's editor (see [`TextEvent`]).
+    Text(TextEvent),
+}
+
+/// What an editor bound to a text document (e.g. y-prosemirror through the browser bindings)
+/// must apply. Emitted alongside the usual `DocumentChanged`/`Rejected`/`Evicted` events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TextEvent {
+    /// Content from the server was applied to the working state: `update` (Yjs lib0 v1, a
+    /// remote change or a whole snapshot state) applied to the editor's document brings it
+    /// up to date. Not emitted for the replica's own changes coming back.
+    Updated {
+        collection: String,
+        doc_id: Uuid,
+        update: Vec<u8>,
+    },
+    /// Local edits were rolled back (a rejection): the working state lost content an editor
+    /// may still show, which Yjs cannot undo incrementally. The editor must reload its
+    /// document from `TextDoc::encode_state`.
+    Reset { collection: String, doc_id: Uuid },
+    /// Another user's presence on the document: a y-protocols awareness update to apply to the
+    /// editor's awareness (`applyAwarenessUpdate`).
+    Awareness { doc_id: Uuid, update: Vec<u8> },
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -160,6 +193,9 @@ pub(crate) struct SyncSession {
     pub last_frame: u64,
     /// A change arrived without its history: the connection must be reset (`Received::Resync`).
     pub resync: bool,
+    /// Awareness updates to send with the next `take_outgoing` (never persisted: presence is
+    /// only meaningful live).
+    pub awareness_out: Vec<(uuid::Uuid, Vec<u8>)>,
     pub last_error: Option<LastError>,
 }
 
@@ -170,9 +206,15 @@ impl SyncSession {
 }
 
 /// The subscriptions every connection opens: one per synced collection, numbered from 1 in
-/// schema order.
+/// schema order, record collections first, then text collections (a body's record is then
+/// known before the body arrives).
 pub fn subscriptions() -> impl Iterator<Item = (u32, &'static str)> {
-    COLLECTIONS.iter().zip(1u32..).map(|(c, id)| (id, c.name))
+    COLLECTIONS
+        .iter()
+        .map(|c| c.name)
+        .chain(TEXT_COLLECTIONS.iter().map(|c| c.name))
+        .zip(1u32..)
+        .map(|(name, id)| (id, name))
 }
 
 impl Client {

@@ -1,5 +1,6 @@
 //! Connection lifecycle and the messages a client sends: the handshake, one subscription per
-//! synced collection (resuming from its persisted cursor), and pushes of the outbox.
+//! synced collection (resuming from its persisted cursor), pushes of the outbox, and awareness
+//! updates of open text documents.
 //!
 //! Pushes are split into several `Push` messages past a count or size bound so that a client
 //! coming back from a long offline period does not send one frame the server refuses as too
@@ -56,22 +57,34 @@ impl Client {
         self.sync.sent_up_to = 0;
         self.sync.last_frame = 0;
         self.sync.resync = false;
+        self.sync.awareness_out.clear();
         messages.extend(self.take_outgoing()?);
         tracing::debug!(client_id = %self.client_id, pending = self.pending, "connected; handshake queued");
         Ok(messages)
     }
 
-    /// `Push`es of the outbox entries not yet sent on this connection (none while offline).
-    /// Call after local writes while connected.
+    /// `Push`es of the outbox entries not yet sent on this connection (none while offline),
+    /// then queued awareness updates (see [`Client::send_awareness`]). Call after local writes
+    /// while connected. Unsent updates of one text document are merged first (see
+    /// `coalesce`).
     pub fn take_outgoing(&mut self) -> Result<Vec<ClientMessage>> {
         if matches!(self.sync.phase, Phase::Offline | Phase::Connecting) {
             return Ok(Vec::new());
         }
+        self.coalesce_unsent()?;
         let entries = outbox::after(&self.conn, self.sync.sent_up_to)?;
         if let Some(last) = entries.last() {
             self.sync.sent_up_to = last.seq;
+            self.pushed_up_to = self.pushed_up_to.max(last.seq);
         }
-        Ok(push_messages(self.client_id, entries))
+        let mut messages = push_messages(self.client_id, entries);
+        messages.extend(self.sync.awareness_out.drain(..).map(|(doc_id, update)| {
+            ClientMessage::Awareness {
+                doc_id,
+                update: ByteBuf::from(update),
+            }
+        }));
+        Ok(messages)
     }
 
     /// Every pending mutation again, for a transport that waited too long for an answer on a
@@ -90,6 +103,7 @@ impl Client {
     /// first time, so this is safe).
     pub fn on_disconnected(&mut self) {
         self.sync.phase = Phase::Offline;
+        self.sync.awareness_out.clear();
         self.sync.subs.clear();
         self.sync.sent_up_to = 0;
         self.sync.last_frame = 0;

@@ -1,4 +1,5 @@
-//! Rolling back a rejected local change.
+//! Rolling back a rejected local change (of a record; text documents are rebuilt by
+//! `text_reject`).
 //!
 //! The working state is rebuilt from the confirmed state plus the document's remaining
 //! pending changes in the order they were made. A pending change whose dependencies are no
@@ -31,7 +32,7 @@ impl Client {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        crate::client::refresh(&mut self.cache, &mut self.pending, &tx)?;
+        crate::client::refresh(&mut self.cache, &mut self.texts, &mut self.pending, &tx)?;
         let Some(rejected) = outbox::get(&tx, mid.seq)? else {
             // Already dropped locally as dependent on an earlier rejection, or evicted.
             tracing::debug!(?mid, %code, "Reject for a mutation no longer pending");
@@ -48,8 +49,21 @@ impl Client {
             message,
         }];
         let mut keep = None;
+        let mut keep_text = None;
 
-        if let Some(mut cached) = self.cache.take(&tx, doc_id, &self.actor)? {
+        if let Some(text) = schema::text_collection(&rejected.collection) {
+            let rebuilt = super::text_reject::rebuild(
+                &tx,
+                &mut self.texts,
+                self.client_id,
+                text,
+                doc_id,
+                mid,
+            )?;
+            removed += rebuilt.dropped;
+            events.extend(rebuilt.events);
+            keep_text = rebuilt.entry;
+        } else if let Some(mut cached) = self.cache.take(&tx, doc_id, &self.actor)? {
             // A clone keeps the confirmed history decoded; reloading it from bytes would cost
             // a full re-hash of the document.
             let mut working = match &cached.confirmed {
@@ -57,7 +71,7 @@ impl Client {
                 None => AutoCommit::new(),
             }
             .with_actor(self.actor.clone());
-            for entry in outbox::for_doc(&tx, doc_id)? {
+            for entry in outbox::for_doc_in(&tx, doc_id, &cached.collection)? {
                 let change = doc::parse_change(doc_id, &entry.payload)?;
                 if doc::deps_satisfied(&mut working, &change) {
                     doc::apply(doc_id, &mut working, vec![change])?;
@@ -100,7 +114,7 @@ impl Client {
         // Refused for access: a document the fresh snapshot did not list is one the user lost.
         // Refused for its content: the server judged it, so the user may read it.
         let dropped = if code == ErrorCode::Forbidden {
-            super::incoming::drop_if_unlisted(&tx, doc_id)?
+            super::purge::drop_if_unlisted(&tx, doc_id)?
         } else {
             documents::clear_unlisted(&tx, doc_id)?;
             None
@@ -108,9 +122,15 @@ impl Client {
         tx.commit()?;
         if let Some(event) = dropped {
             self.cache.forget(doc_id);
+            self.texts.forget(doc_id);
             events.push(event);
-        } else if let Some(doc) = keep {
-            self.cache.put(doc_id, doc);
+        } else {
+            if let Some(doc) = keep {
+                self.cache.put(doc_id, doc);
+            }
+            if let Some(entry) = keep_text {
+                self.texts.put(doc_id, entry);
+            }
         }
         self.pending = self.pending.saturating_sub(removed);
         Ok(events)

@@ -31,3 +31,20 @@ pub fn init_tracing() {
         .with_test_writer()
         .try_init();
 }
+
+/// A new note record (a body needs its record first).
+pub fn note(client: &mut Client, title: &str) -> uuid::Uuid {
+    client.create("notes", [("title", s(title))]).expect("note")
+}
+
+/// Tells a replica who its user is, as a server's `Welcome` does.
+pub fn welcome(client: &mut Client, user_id: uuid::Uuid) {
+    client
+        .handle(client_core::ServerMessage::Welcome {
+            protocol_version: syncline_protocol::PROTOCOL_VERSION,
+            user_id,
+            org_id: uuid::Uuid::from_u128(7),
+            session_expires_at: 0,
+        })
+        .expect("welcome");
+}

@@ -1,6 +1,8 @@
 //! An in-memory stand-in for the sync server with the protocol's semantics: per-org change
 //! log with increasing seqs, snapshots and cursor resumption, in-order idempotent pushes with
-//! dependency checks and schema validation, and configurable rejections.
+//! dependency checks and schema validation, and configurable rejections. Text documents (Yjs
+//! bodies) are judged with the protocol's own `authorize_update` under a configurable role,
+//! and awareness updates are relayed to the other connected clients.
 
 use std::collections::HashMap;
 
@@ -8,11 +10,14 @@ use automerge::{AutoCommit, Change};
 use serde_bytes::ByteBuf;
 use syncline_protocol::record::read_record;
 use syncline_protocol::schema;
+use syncline_protocol::text::{TextRole, authorize_update};
 use syncline_protocol::{
     ClientMessage, DocSnapshot, ErrorCode, Mutation, MutationId, PROTOCOL_VERSION, Scope,
     ServerMessage,
 };
 use uuid::Uuid;
+use yrs::updates::decoder::Decode;
+use yrs::{Doc, OffsetKind, Options, ReadTxn, StateVector, Transact, Update};
 
 #[derive(Debug, Clone)]
 pub struct LoggedChange {
@@ -29,6 +34,10 @@ pub struct FakeServer {
     pub seq: u64,
     pub log: Vec<LoggedChange>,
     pub docs: HashMap<Uuid, (String, AutoCommit)>,
+    /// Text documents (bodies) by id: collection and Yjs document.
+    pub texts: HashMap<Uuid, (String, Doc)>,
+    /// The role every pusher has on text documents.
+    pub text_role: TextRole,
     /// Answers already given, so retransmits get the same one.
     pub answered: HashMap<MutationId, ServerMessage>,
     pub reject: Option<RejectRule>,
@@ -45,6 +54,8 @@ pub struct Outcome {
     pub replies: Vec<ServerMessage>,
     /// To every connected client (the sender included), in order.
     pub broadcast: Vec<ServerMessage>,
+    /// To every connected client but the sender (awareness relay).
+    pub others: Vec<ServerMessage>,
 }
 
 impl Default for FakeServer {
@@ -53,6 +64,8 @@ impl Default for FakeServer {
             seq: 0,
             log: Vec::new(),
             docs: HashMap::new(),
+            texts: HashMap::new(),
+            text_role: TextRole::Editor,
             answered: HashMap::new(),
             reject: None,
             user_id: Uuid::now_v7(),
@@ -87,7 +100,7 @@ impl FakeServer {
             } => {
                 match cursor {
                     None => {
-                        let docs: Vec<DocSnapshot> = self
+                        let mut docs: Vec<DocSnapshot> = self
                             .docs
                             .iter_mut()
                             .filter(|(_, (c, _))| *c == collection)
@@ -97,6 +110,19 @@ impl FakeServer {
                                 state: ByteBuf::from(doc.save()),
                             })
                             .collect();
+                        docs.extend(
+                            self.texts
+                                .iter()
+                                .filter(|(_, (c, _))| *c == collection)
+                                .map(|(id, (c, doc))| DocSnapshot {
+                                    doc_id: *id,
+                                    collection: c.clone(),
+                                    state: ByteBuf::from(
+                                        doc.transact()
+                                            .encode_state_as_update_v1(&StateVector::default()),
+                                    ),
+                                }),
+                        );
                         // Two chunks when there is more than one document, to exercise chunking.
                         let half = docs.len() / 2;
                         let (a, b) = docs.split_at(half);
@@ -152,6 +178,9 @@ impl FakeServer {
                 session_expires_at: 4_000_000_001,
             }),
             ClientMessage::Ping { nonce } => out.replies.push(ServerMessage::Pong { nonce }),
+            ClientMessage::Awareness { doc_id, update } => {
+                out.others.push(ServerMessage::Awareness { doc_id, update })
+            }
         }
         out
     }
@@ -161,6 +190,9 @@ impl FakeServer {
             && let Some(refusal) = rule(m)
         {
             return Err(refusal);
+        }
+        if let Some(text) = schema::text_collection(&m.collection) {
+            return self.apply_text(m, text);
         }
         let schema = schema::collection(&m.collection)
             .ok_or((ErrorCode::UnknownCollection, String::new()))?;
@@ -186,6 +218,46 @@ impl FakeServer {
             .map_err(|e| (ErrorCode::InvalidChange, e.to_string()))?;
         read_record(&candidate, schema).map_err(|e| (e.code, e.message))?;
         *doc = candidate;
+        self.log_accepted(m);
+        Ok(self.seq)
+    }
+
+    /// Judges and applies a text update as the real server does: the body's record must exist,
+    /// then `authorize_update` under `text_role`.
+    fn apply_text(
+        &mut self,
+        m: &Mutation,
+        text: &schema::TextCollection,
+    ) -> Result<u64, (ErrorCode, String)> {
+        match self.docs.get(&m.doc_id) {
+            Some((c, _)) if c == text.parent.name => {}
+            Some(_) => return Err((ErrorCode::CollectionMismatch, String::new())),
+            None => return Err((ErrorCode::MissingDependency, "no record".into())),
+        }
+        let (collection, doc) = self.texts.entry(m.doc_id).or_insert_with(|| {
+            (
+                m.collection.clone(),
+                Doc::with_options(Options {
+                    offset_kind: OffsetKind::Utf16,
+                    cleanup_formatting: false,
+                    ..Options::default()
+                }),
+            )
+        });
+        if *collection != m.collection {
+            return Err((ErrorCode::CollectionMismatch, String::new()));
+        }
+        authorize_update(doc, &m.payload, self.user_id, self.text_role)
+            .map_err(|r| (r.code, r.message))?;
+        let update = Update::decode_v1(&m.payload).expect("authorized update decodes");
+        doc.transact_mut()
+            .apply_update(update)
+            .expect("authorized update applies");
+        self.log_accepted(m);
+        Ok(self.seq)
+    }
+
+    fn log_accepted(&mut self, m: &Mutation) {
         self.seq += 1;
         self.log.push(LoggedChange {
             seq: self.seq,
@@ -194,7 +266,12 @@ impl FakeServer {
             payload: m.payload.to_vec(),
             mid: Some(m.mid),
         });
-        Ok(self.seq)
+    }
+
+    /// The plain text of a body as the server has it.
+    pub fn text(&self, doc_id: Uuid) -> Option<String> {
+        let (_, doc) = self.texts.get(&doc_id)?;
+        Some(syncline_protocol::text::plain_text(doc))
     }
 
     /// The server's current record of a document.

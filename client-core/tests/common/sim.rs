@@ -63,6 +63,9 @@ impl Sim {
         for (j, connected) in self.connected.iter().enumerate() {
             if *connected {
                 self.inbox[j].extend(out.broadcast.iter().cloned());
+                if j != from {
+                    self.inbox[j].extend(out.others.iter().cloned());
+                }
             }
         }
     }

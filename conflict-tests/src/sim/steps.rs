@@ -349,7 +349,9 @@ impl World {
                 Some(format!("changed {}", self.doc_label(doc_id)))
             }
             SyncEvent::Pong { .. } => Some("pong".into()),
-            SyncEvent::Reauthed { .. } | SyncEvent::Disconnected { .. } => None,
+            SyncEvent::Reauthed { .. } | SyncEvent::Disconnected { .. } | SyncEvent::Text(_) => {
+                None
+            }
         }
     }
 
