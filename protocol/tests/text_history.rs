@@ -3,16 +3,16 @@
 //! offsets, garbage collection on), snapshots are taken as revisions, and the redline between
 //! them must show exactly the items inserted and deleted in between, by identity.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use syncline_protocol::text::{
-    BODY, Change, HistoryError, INSERTION, RedlineContent, RedlineNode, RedlineSpan,
-    SuggestionMark, decode_snapshot, html_at, plain_text, redline, redline_html, snapshot_of,
-    text_at,
+    BODY, Change, HistoryError, INSERTION, RedlineContent, SuggestionMark, decode_snapshot,
+    html_at, plain_text, redline, redline_html, snapshot_of, text_at,
 };
 use yrs::types::Attrs;
 use yrs::updates::decoder::Decode;
+use yrs::updates::encoder::Encode;
 use yrs::{
     Any, ClientID, Doc, OffsetKind, Options, ReadTxn, Snapshot, StateVector, Text, Transact,
     TransactionMut, Update, WriteTxn, Xml, XmlElementPrelim, XmlFragment, XmlFragmentRef, XmlOut,
@@ -87,33 +87,39 @@ fn push_block(txn: &mut TransactionMut, body: &XmlFragmentRef, tag: &str, runs: 
     }
 }
 
-fn span(change: Change, text: &str) -> RedlineContent {
-    RedlineContent::Text(RedlineSpan {
-        change,
-        text: text.into(),
-        marks: BTreeMap::new(),
-    })
-}
-
-fn bold_span(change: Change, text: &str) -> RedlineContent {
-    RedlineContent::Text(RedlineSpan {
-        change,
-        text: text.into(),
-        marks: BTreeMap::from([("bold".to_owned(), Any::Map(Arc::new(HashMap::new())))]),
-    })
-}
-
-fn block(tag: &str, change: Change, content: Vec<RedlineContent>) -> RedlineContent {
-    let attrs = match tag {
-        "heading" => BTreeMap::from([("level".to_owned(), Any::from(2.0))]),
-        _ => BTreeMap::new(),
+/// A compact, exact notation of a redline: `=` kept, `+` inserted, `-` deleted; nodes as
+/// `tag(attrs)±[content]`, spans as `±"text"{marks}`.
+fn sketch(content: &[RedlineContent]) -> String {
+    let sigil = |change: Change| match change {
+        Change::Kept => "=",
+        Change::Inserted => "+",
+        Change::Deleted => "-",
     };
-    RedlineContent::Node(RedlineNode {
-        tag: tag.into(),
-        attrs,
-        change,
-        content,
-    })
+    // `items` joined inside `open`..`close`, or nothing when there are none.
+    let group = |open: &str, items: Vec<String>, close: &str| match items.is_empty() {
+        true => String::new(),
+        false => format!("{open}{}{close}", items.join(",")),
+    };
+    let parts: Vec<String> = content
+        .iter()
+        .map(|piece| match piece {
+            RedlineContent::Node(node) => {
+                let attrs = node.attrs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                let (tag, change) = (&node.tag, sigil(node.change));
+                format!(
+                    "{tag}{}{change}[{}]",
+                    group("(", attrs, ")"),
+                    sketch(&node.content)
+                )
+            }
+            RedlineContent::Text(span) => {
+                let marks = span.marks.keys().cloned().collect();
+                let (change, text) = (sigil(span.change), &span.text);
+                format!("{change}{text:?}{}", group("{", marks, "}"))
+            }
+        })
+        .collect();
+    parts.join(" ")
 }
 
 struct Story {
@@ -131,12 +137,8 @@ fn story() -> Story {
     edit(&alice, &server, |txn, body| {
         push_block(txn, body, "heading", &[("Terms", false)]);
         push_block(txn, body, "paragraph", &[("The quick brown fox", false)]);
-        push_block(
-            txn,
-            body,
-            "paragraph",
-            &[("Payment is due in 30 days.", false)],
-        );
+        let payment = [("Payment is due in 30 days.", false)];
+        push_block(txn, body, "paragraph", &payment);
         push_block(txn, body, "paragraph", &[("Old", true), (" clause", false)]);
     });
     let rev0 = server.transact().snapshot();
@@ -183,46 +185,19 @@ fn redline_shows_exactly_the_items_inserted_and_deleted_between_two_revisions() 
     // The walk splits items at snapshot boundaries inside a write transaction; the document
     // itself must not change.
     assert_eq!(state(&s.server), before);
-    use Change::*;
+    // "TEMP " was inserted after rev0 and deleted before rev2: not there at all. Alice deleted
+    // the last paragraph, then appended one: Yjs places the new one before the deleted one
+    // (both follow the last visible block). A deleted block keeps the formatting it had.
     assert_eq!(
-        lines,
-        vec![
-            block("heading", Kept, vec![span(Kept, "Terms")]),
-            block(
-                "paragraph",
-                Kept,
-                vec![
-                    span(Kept, "The "),
-                    span(Deleted, "quick "),
-                    span(Kept, "brown fox"),
-                    span(Inserted, " jumps"),
-                ]
-            ),
-            // "TEMP " was inserted after rev0 and deleted before rev2: not there at all.
-            block(
-                "paragraph",
-                Kept,
-                vec![
-                    span(Kept, "Payment is due in "),
-                    span(Deleted, "30"),
-                    span(Inserted, "45"),
-                    span(Kept, " days."),
-                ]
-            ),
-            // Alice deleted the last paragraph, then appended one: Yjs places the new one
-            // before the deleted one (both follow the last visible block).
-            block(
-                "paragraph",
-                Inserted,
-                vec![bold_span(Inserted, "New"), span(Inserted, " clause")]
-            ),
-            // A deleted block keeps the formatting it had.
-            block(
-                "paragraph",
-                Deleted,
-                vec![bold_span(Deleted, "Old"), span(Deleted, " clause")]
-            ),
+        sketch(&lines),
+        [
+            r#"heading(level=2)=[="Terms"]"#,
+            r#"paragraph=[="The " -"quick " ="brown fox" +" jumps"]"#,
+            r#"paragraph=[="Payment is due in " -"30" +"45" =" days."]"#,
+            r#"paragraph+[+"New"{bold} +" clause"]"#,
+            r#"paragraph-[-"Old"{bold} -" clause"]"#,
         ]
+        .join(" ")
     );
     assert_eq!(
         redline_html(&s.server, &s.rev0, &s.rev2).expect("html"),
@@ -293,7 +268,7 @@ fn old_revisions_read_back_as_they_were() {
 #[test]
 fn revisions_survive_reloading_the_document_from_its_stored_state() {
     let s = story();
-    let (rev0, rev2) = (snapshot_of_at(&s.rev0), snapshot_of(&s.server));
+    let (rev0, rev2) = (s.rev0.encode_v1(), snapshot_of(&s.server));
     let expected = redline_html(&s.server, &s.rev0, &s.rev2).expect("html");
     // The server compacts to a v2-encoded state and later reloads it into a skip_gc document.
     let state = s
@@ -305,10 +280,8 @@ fn revisions_survive_reloading_the_document_from_its_stored_state() {
         .transact_mut()
         .apply_update(Update::decode_v2(&state).expect("decode"))
         .expect("apply");
-    let (rev0, rev2) = (
-        decode_snapshot(&rev0).expect("rev0"),
-        decode_snapshot(&rev2).expect("rev2"),
-    );
+    let rev0 = decode_snapshot(&rev0).expect("rev0");
+    let rev2 = decode_snapshot(&rev2).expect("rev2");
     assert_eq!(rev2, s.rev2);
     assert_eq!(
         redline_html(&reloaded, &rev0, &rev2).expect("html"),
@@ -318,11 +291,6 @@ fn revisions_survive_reloading_the_document_from_its_stored_state() {
         text_at(&reloaded, &rev0).expect("text"),
         "Terms\nThe quick brown fox\nPayment is due in 30 days.\nOld clause"
     );
-}
-
-fn snapshot_of_at(snapshot: &Snapshot) -> Vec<u8> {
-    use yrs::updates::encoder::Encode;
-    snapshot.encode_v1()
 }
 
 #[test]
@@ -369,12 +337,8 @@ fn html_is_escaped_and_links_are_filtered() {
         Attrs::from([(Arc::from("link"), Any::Map(Arc::new(m)))])
     };
     edit(&alice, &server, |txn, body| {
-        push_block(
-            txn,
-            body,
-            "paragraph",
-            &[("<script>alert(\"x\") & 'y'</script>", false)],
-        );
+        let script = [("<script>alert(\"x\") & 'y'</script>", false)];
+        push_block(txn, body, "paragraph", &script);
         let text = text_in(txn, body, 0);
         let end = text.len(txn);
         text.insert_with_attributes(txn, end, " safe", link("https://example.com/?a=1&b=\"2\""));
@@ -399,32 +363,25 @@ fn html_is_escaped_and_links_are_filtered() {
 fn nested_blocks_formatting_and_utf16_offsets() {
     let server = server_doc();
     let alice = replica(&server, 1);
-    edit(&alice, &server, |txn, body| {
-        let list = body.push_back(txn, XmlElementPrelim::empty("bulletList"));
-        let item = list.push_back(txn, XmlElementPrelim::empty("listItem"));
-        let p = item.push_back(txn, XmlElementPrelim::empty("paragraph"));
-        p.push_back(txn, XmlTextPrelim::new("a😀b"));
-    });
+    let body = alice.get_or_insert_xml_fragment(BODY);
+    let (list, text) = {
+        let mut txn = alice.transact_mut();
+        let list = body.push_back(&mut txn, XmlElementPrelim::empty("bulletList"));
+        let item = list.push_back(&mut txn, XmlElementPrelim::empty("listItem"));
+        let p = item.push_back(&mut txn, XmlElementPrelim::empty("paragraph"));
+        (list, p.push_back(&mut txn, XmlTextPrelim::new("a😀b")))
+    };
+    sync(&alice, &server);
     let before = server.transact().snapshot();
-    edit(&alice, &server, |txn, body| {
-        let Some(XmlOut::Element(list)) = body.get(txn, 0) else {
-            panic!("list");
-        };
-        let item = list.push_back(txn, XmlElementPrelim::empty("listItem"));
-        let p = item.push_back(txn, XmlElementPrelim::empty("paragraph"));
-        p.push_back(txn, XmlTextPrelim::new("two"));
-        let Some(XmlOut::Element(first)) = list.get(txn, 0) else {
-            panic!("item");
-        };
-        let Some(XmlOut::Element(p)) = first.get(txn, 0) else {
-            panic!("paragraph");
-        };
-        let Some(XmlOut::Text(t)) = p.get(txn, 0) else {
-            panic!("text");
-        };
-        t.insert(txn, 3, "X"); // after the emoji: two UTF-16 units
-        t.format(txn, 0, 1, bold()); // a formatting change alone is not a redline
-    });
+    {
+        let mut txn = alice.transact_mut();
+        let item = list.push_back(&mut txn, XmlElementPrelim::empty("listItem"));
+        let p = item.push_back(&mut txn, XmlElementPrelim::empty("paragraph"));
+        p.push_back(&mut txn, XmlTextPrelim::new("two"));
+        text.insert(&mut txn, 3, "X"); // after the emoji: two UTF-16 units
+        text.format(&mut txn, 0, 1, bold()); // a formatting change alone is not a redline
+    }
+    sync(&alice, &server);
     let after = server.transact().snapshot();
     assert_eq!(
         redline_html(&server, &before, &after).expect("html"),

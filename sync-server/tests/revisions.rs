@@ -20,45 +20,34 @@ use syncline_protocol::{ClientMessage, Mutation, MutationId, ServerMessage};
 use uuid::Uuid;
 use yrs::{XmlElementPrelim, XmlFragment, XmlTextPrelim};
 
-/// A connected client with its own mutation counter.
-struct Pusher {
-    raw: RawClient,
-    seq: u64,
-}
-
-impl Pusher {
-    async fn connect(server: &TestServer, user: &TestUser) -> Self {
-        Self {
-            raw: RawClient::hello(&server.ws_url(), &user.access_token).await,
-            seq: 0,
-        }
-    }
-
-    /// Pushes mutations to one document in one `Push`; every one must be acknowledged.
-    async fn push(&mut self, doc_id: Uuid, collection: &str, payloads: Vec<Vec<u8>>) {
-        let mut mutations = Vec::new();
-        for payload in payloads {
-            self.seq += 1;
-            mutations.push(Mutation {
-                mid: MutationId {
-                    client_id: self.raw.client_id,
-                    seq: self.seq,
-                },
-                doc_id,
-                collection: collection.into(),
-                payload: ByteBuf::from(payload),
-            });
-        }
-        let last = self.seq;
-        self.raw.send(&ClientMessage::Push { mutations }).await;
-        loop {
-            match self.raw.message().await {
-                ServerMessage::Ack { mid, .. } if mid.seq == last => return,
-                ServerMessage::Reject { mid, code, message } => {
-                    panic!("mutation {} rejected: {code:?} {message}", mid.seq)
-                }
-                _ => {}
+/// Pushes mutations to one document in one `Push` from a new connection; all must be acked.
+async fn push(
+    server: &TestServer,
+    user: &TestUser,
+    doc_id: Uuid,
+    collection: &str,
+    payloads: Vec<Vec<u8>>,
+) {
+    let mut raw = RawClient::hello(&server.ws_url(), &user.access_token).await;
+    let client_id = raw.client_id;
+    let last = payloads.len() as u64;
+    let mutations = (1..)
+        .zip(payloads)
+        .map(|(seq, payload)| Mutation {
+            mid: MutationId { client_id, seq },
+            doc_id,
+            collection: collection.into(),
+            payload: ByteBuf::from(payload),
+        })
+        .collect();
+    raw.send(&ClientMessage::Push { mutations }).await;
+    loop {
+        match raw.message().await {
+            ServerMessage::Ack { mid, .. } if mid.seq == last => return,
+            ServerMessage::Reject { mid, code, message } => {
+                panic!("mutation {} rejected: {code:?} {message}", mid.seq)
             }
+            _ => {}
         }
     }
 }
@@ -74,8 +63,12 @@ async fn call(
 }
 
 /// Creates a revision; returns the response body after checking the status.
-async fn revise(server: &TestServer, user: &TestUser, doc: Uuid, body: Value) -> Value {
+async fn revise(server: &TestServer, user: &TestUser, doc: Uuid, description: &str) -> Value {
     let path = format!("/v1/documents/{doc}/revisions");
+    let body = match description {
+        "" => json!({}),
+        d => json!({ "description": d }),
+    };
     let (status, revision) = call(server, Method::POST, &path, user, Some(body)).await;
     assert_eq!(status, StatusCode::CREATED, "{revision}");
     revision
@@ -112,6 +105,9 @@ struct Contract {
     server: TestServer,
     owner: TestUser,
     member: TestUser,
+    /// A guest the contract is shared with as viewer.
+    viewer: TestUser,
+    /// A guest it is not shared with.
     guest: TestUser,
     doc: Uuid,
     /// The editor's replica of the body.
@@ -121,11 +117,14 @@ struct Contract {
 /// rev0 "Original" → edits (and a field change) → rev1 → edits → rev2.
 async fn contract_with_three_revisions() -> Contract {
     let server = TestServer::start().await;
-    let users = server
-        .seed_org("Acme", &[OrgRole::Owner, OrgRole::Member, OrgRole::Guest])
-        .await;
-    let (owner, member, guest) = (users[0].clone(), users[1].clone(), users[2].clone());
-    let mut pusher = Pusher::connect(&server, &owner).await;
+    let roles = [
+        OrgRole::Owner,
+        OrgRole::Member,
+        OrgRole::Guest,
+        OrgRole::Guest,
+    ];
+    let users = server.seed_org("Acme", &roles).await;
+    let [owner, member, viewer, guest] = <[TestUser; 4]>::try_from(users).expect("four users");
 
     let doc = Uuid::now_v7();
     let mut record = AutoCommit::new().with_actor(ActorId::random());
@@ -139,16 +138,20 @@ async fn contract_with_three_revisions() -> Contract {
             ("payment_terms", s("Net 30")),
         ],
     );
-    pusher.push(doc, "documents", vec![created]).await;
+    push(&server, &owner, doc, "documents", vec![created]).await;
+    let viewer_id = viewer.user_id;
+    server
+        .share(Method::POST, &owner, "documents", doc, "viewer", viewer_id)
+        .await;
     let body = TextReplica::new();
     let paragraphs = vec![
         body.push_paragraph("The Supplier shall deliver the goods."),
         body.push_paragraph("Payment is due in 30 days."),
         body.push_paragraph("This clause will be removed."),
     ];
-    pusher.push(doc, "document_bodies", paragraphs).await;
+    push(&server, &owner, doc, "document_bodies", paragraphs).await;
 
-    let rev0 = revise(&server, &owner, doc, json!({})).await;
+    let rev0 = revise(&server, &owner, doc, "").await;
     assert_eq!(rev0["number"], 0);
     assert_eq!(rev0["description"], "Original");
     assert_eq!(rev0["field_changes"], json!([]));
@@ -159,17 +162,11 @@ async fn contract_with_three_revisions() -> Contract {
         body.insert(1, 18, "45"),
         body.insert(1, 0, "DRAFT "),
     ];
-    pusher.push(doc, "document_bodies", edits).await;
+    push(&server, &owner, doc, "document_bodies", edits).await;
     let terms = record_change(&mut record, &DOCUMENTS, &[("payment_terms", s("Net 45"))]);
-    pusher.push(doc, "documents", vec![terms]).await;
+    push(&server, &owner, doc, "documents", vec![terms]).await;
     // A member (editor by role) names the next revision.
-    let rev1 = revise(
-        &server,
-        &member,
-        doc,
-        json!({ "description": "Supplier comments" }),
-    )
-    .await;
+    let rev1 = revise(&server, &member, doc, "Supplier comments").await;
     assert_eq!(rev1["number"], 1);
 
     let edits = vec![
@@ -180,13 +177,14 @@ async fn contract_with_three_revisions() -> Contract {
             p.push_back(txn, XmlTextPrelim::new("Governed by Delaware law."));
         }),
     ];
-    pusher.push(doc, "document_bodies", edits).await;
-    let rev2 = revise(&server, &owner, doc, json!({ "description": "Final" })).await;
+    push(&server, &owner, doc, "document_bodies", edits).await;
+    let rev2 = revise(&server, &owner, doc, "Final").await;
     assert_eq!(rev2["number"], 2);
     Contract {
         server,
         owner,
         member,
+        viewer,
         guest,
         doc,
         body,
@@ -225,14 +223,13 @@ async fn redlines_show_exactly_what_changed_between_revisions_even_after_compact
 
     // Enough further updates to fold the body into one compacted state: deleted content is
     // kept by the server's copy, so old revisions still compare exactly.
-    let mut pusher = Pusher::connect(&c.server, &c.owner).await;
     let churn: Vec<Vec<u8>> = (0..COMPACT_AFTER)
         .map(|i| match i % 2 {
             0 => c.body.insert(0, 0, "x"),
             _ => c.body.delete(0, 0, 1),
         })
         .collect();
-    pusher.push(c.doc, "document_bodies", churn).await;
+    push(&c.server, &c.owner, c.doc, "document_bodies", churn).await;
     let (pending,): (i32,) =
         sqlx::query_as("SELECT pending_updates FROM text_documents WHERE id = $1")
             .bind(c.doc)
@@ -248,23 +245,19 @@ async fn redlines_show_exactly_what_changed_between_revisions_even_after_compact
 async fn revisions_keep_their_content_and_field_changes() {
     let c = contract_with_three_revisions().await;
     let path = format!("/v1/documents/{}/revisions", c.doc);
-    let (status, list) = call(&c.server, Method::GET, &path, &c.guest_viewer().await, None).await;
+    let (status, list) = call(&c.server, Method::GET, &path, &c.viewer, None).await;
     assert_eq!(status, StatusCode::OK, "{list}");
     let list = list.as_array().expect("a list").clone();
-    let described: Vec<(&Value, &Value, &Value)> = list
-        .iter()
-        .map(|r| (&r["number"], &r["description"], &r["author_id"]))
+    let described: Vec<Value> = (list.iter())
+        .map(|r| json!([r["number"], r["description"], r["author_id"]]))
         .collect();
+    let (owner, member) = (c.owner.user_id, c.member.user_id);
     assert_eq!(
         described,
-        vec![
-            (&json!(0), &json!("Original"), &json!(c.owner.user_id)),
-            (
-                &json!(1),
-                &json!("Supplier comments"),
-                &json!(c.member.user_id)
-            ),
-            (&json!(2), &json!("Final"), &json!(c.owner.user_id)),
+        [
+            json!([0, "Original", owner]),
+            json!([1, "Supplier comments", member]),
+            json!([2, "Final", owner]),
         ]
     );
     assert_eq!(
@@ -309,153 +302,71 @@ async fn revisions_keep_their_content_and_field_changes() {
 
     // Concurrent requests get distinct, consecutive numbers.
     let (a, b) = tokio::join!(
-        revise(&c.server, &c.owner, c.doc, json!({ "description": "a" })),
-        revise(&c.server, &c.member, c.doc, json!({ "description": "b" })),
+        revise(&c.server, &c.owner, c.doc, "a"),
+        revise(&c.server, &c.member, c.doc, "b"),
     );
     let mut numbers = [a["number"].as_i64(), b["number"].as_i64()];
     numbers.sort();
     assert_eq!(numbers, [Some(3), Some(4)]);
 }
 
-impl Contract {
-    /// The guest, given viewer access to the contract.
-    async fn guest_viewer(&self) -> TestUser {
-        self.server
-            .share(
-                Method::POST,
-                &self.owner,
-                "documents",
-                self.doc,
-                "viewer",
-                self.guest.user_id,
-            )
-            .await;
-        self.guest.clone()
-    }
+const GET: Method = Method::GET;
+const POST: Method = Method::POST;
+
+/// `"<status> <error code>"` of a JSON call (just the status on success); `body` is JSON text,
+/// or empty for none.
+async fn outcome(c: &Contract, method: Method, path: &str, who: &TestUser, body: &str) -> String {
+    let body = (!body.is_empty()).then(|| serde_json::from_str(body).expect("JSON body"));
+    let (status, body) = call(&c.server, method, path, who, body).await;
+    let code = error_code(&body);
+    format!("{} {code}", status.as_u16()).trim_end().to_owned()
 }
 
 #[tokio::test]
 async fn access_and_parameters_are_checked() {
     let c = contract_with_three_revisions().await;
-    let revisions = format!("/v1/documents/{}/revisions", c.doc);
-
-    // Without a share, a guest cannot even learn that the document exists.
-    let (status, body) = call(&c.server, Method::GET, &revisions, &c.guest, None).await;
-    assert_eq!(
-        (status, error_code(&body)),
-        (StatusCode::NOT_FOUND, "not_found")
-    );
-    let (status, _, _) = redline_page(&c.server, &c.guest, c.doc, "from=0&to=2").await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
-
-    // A viewer reads revisions and redlines but may not create revisions.
-    let viewer = c.guest_viewer().await;
-    let (status, _) = call(&c.server, Method::GET, &revisions, &viewer, None).await;
-    assert_eq!(status, StatusCode::OK);
-    let (status, _, html) = redline_page(&c.server, &viewer, c.doc, "from=0&to=2").await;
-    assert_eq!((status, html.as_str()), (StatusCode::OK, REDLINE_0_2));
-    let (status, body) = call(
-        &c.server,
-        Method::POST,
-        &revisions,
-        &viewer,
-        Some(json!({ "description": "mine" })),
-    )
-    .await;
-    assert_eq!(
-        (status, error_code(&body)),
-        (StatusCode::FORBIDDEN, "forbidden"),
-        "{body}"
-    );
-    let (_, list) = call(&c.server, Method::GET, &revisions, &viewer, None).await;
-    assert_eq!(
-        list.as_array().map(Vec::len),
-        Some(3),
-        "nothing was created"
-    );
-
-    // Another org's member: not found, whatever they ask.
-    let stranger = c
-        .server
-        .seed_org("Other", &[OrgRole::Owner])
-        .await
-        .remove(0);
-    let (status, body) = call(&c.server, Method::GET, &revisions, &stranger, None).await;
-    assert_eq!(
-        (status, error_code(&body)),
-        (StatusCode::NOT_FOUND, "not_found")
-    );
-    let (status, body) = call(
-        &c.server,
-        Method::POST,
-        &revisions,
-        &stranger,
-        Some(json!({})),
-    )
-    .await;
-    assert_eq!(
-        (status, error_code(&body)),
-        (StatusCode::NOT_FOUND, "not_found")
-    );
-
-    // Malformed input is 400 invalid_input; unknown revisions and documents 404.
-    for query in [
-        "from=0",
-        "from=x&to=1",
-        "from=-1&to=1",
-        "from=0&to=1&format=pdf",
-    ] {
-        let (status, _, body) = redline_page(&c.server, &c.owner, c.doc, query).await;
-        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {body}");
-        assert!(body.contains("invalid_input"), "{query}: {body}");
+    let (owner, viewer, guest) = (&c.owner, &c.viewer, &c.guest);
+    let stranger = &c.server.seed_org("Other", &[OrgRole::Owner]).await[0];
+    let revisions = &format!("/v1/documents/{}/revisions", c.doc);
+    // As JSON (error envelopes are JSON either way), unless the case is about the format.
+    let redline = |query: &str| match query.contains("format") {
+        true => format!("/v1/documents/{}/redline?{query}", c.doc),
+        false => format!("/v1/documents/{}/redline?{query}&format=json", c.doc),
+    };
+    let unknown = &format!("/v1/documents/{}/revisions", Uuid::now_v7());
+    let long = &json!({ "description": "x".repeat(501) }).to_string();
+    #[rustfmt::skip]
+    let checks = [
+        // Without a share, a guest cannot even learn that the document exists.
+        (GET, revisions.clone(), guest, "", "404 not_found"),
+        (GET, redline("from=0&to=2"), guest, "", "404 not_found"),
+        // A viewer reads revisions and redlines but may not create revisions.
+        (GET, redline("from=0&to=2"), viewer, "", "200"),
+        (POST, revisions.clone(), viewer, r#"{"description": "mine"}"#, "403 forbidden"),
+        // Another org's member: not found, whatever they ask.
+        (GET, revisions.clone(), stranger, "", "404 not_found"),
+        (POST, revisions.clone(), stranger, "{}", "404 not_found"),
+        // Malformed input is 400 invalid_input; unknown revisions and documents 404.
+        (GET, redline("from=0"), owner, "", "400 invalid_input"),
+        (GET, redline("from=x&to=1"), owner, "", "400 invalid_input"),
+        (GET, redline("from=-1&to=1"), owner, "", "400 invalid_input"),
+        (GET, redline("from=0&to=1&format=pdf"), owner, "", "400 invalid_input"),
+        (GET, redline("from=0&to=9"), owner, "", "404 not_found"),
+        (GET, "/v1/documents/nope/revisions".into(), owner, "", "400 invalid_input"),
+        (GET, unknown.clone(), owner, "", "404 not_found"),
+        (GET, format!("{revisions}/7"), owner, "", "404 not_found"),
+        (GET, format!("{revisions}/x"), owner, "", "400 invalid_input"),
+        (POST, revisions.clone(), owner, long, "400 invalid_input"),
+    ];
+    for (method, path, who, body, expected) in checks {
+        let got = outcome(&c, method.clone(), &path, who, body).await;
+        assert_eq!(got, expected, "{method} {path}");
     }
-    let (status, _, _) = redline_page(&c.server, &c.owner, c.doc, "from=0&to=9").await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, body) = call(
-        &c.server,
-        Method::GET,
-        "/v1/documents/nope/revisions",
-        &c.owner,
-        None,
-    )
-    .await;
-    assert_eq!(
-        (status, error_code(&body)),
-        (StatusCode::BAD_REQUEST, "invalid_input")
-    );
-    let unknown = format!("/v1/documents/{}/revisions", Uuid::now_v7());
-    let (status, body) = call(&c.server, Method::GET, &unknown, &c.owner, None).await;
-    assert_eq!(
-        (status, error_code(&body)),
-        (StatusCode::NOT_FOUND, "not_found")
-    );
-    let (status, body) = call(
-        &c.server,
-        Method::POST,
-        &revisions,
-        &c.owner,
-        Some(json!({ "description": "x".repeat(501) })),
-    )
-    .await;
-    assert_eq!(
-        (status, error_code(&body)),
-        (StatusCode::BAD_REQUEST, "invalid_input")
-    );
-    let (status, body) = call(
-        &c.server,
-        Method::GET,
-        &format!("{revisions}/7"),
-        &c.owner,
-        None,
-    )
-    .await;
-    assert_eq!(
-        (status, error_code(&body)),
-        (StatusCode::NOT_FOUND, "not_found")
-    );
+    let (_, list) = call(&c.server, GET, revisions, viewer, None).await;
+    assert_eq!(list.as_array().map(Vec::len), Some(3), "nothing created");
     // No token at all.
     let response = reqwest::Client::new()
-        .get(c.server.http_url(&revisions))
+        .get(c.server.http_url(revisions))
         .send()
         .await
         .expect("request");
