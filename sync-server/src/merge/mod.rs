@@ -133,9 +133,13 @@ async fn try_apply(
             progress_seq = progress_seq.max(m.mid.seq);
             let merged = match schema::text_collection(&m.collection) {
                 Some(collection) => {
-                    texts
-                        .merge(&mut tx, &state.texts, pusher, &acl, &docs, collection, m)
-                        .await?
+                    let ctx = text::PushContext {
+                        cache: &state.texts,
+                        pusher,
+                        acl: &acl,
+                        records: &docs,
+                    };
+                    texts.merge(&mut tx, &ctx, collection, m).await?
                 }
                 None => docs.merge(&mut tx, &state.docs, pusher, &acl, m).await?,
             };

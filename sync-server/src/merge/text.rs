@@ -44,6 +44,16 @@ struct WorkingText {
     accepted: Vec<Vec<u8>>,
 }
 
+/// What a text merge needs of the push around it.
+#[derive(Clone, Copy)]
+pub struct PushContext<'a> {
+    pub cache: &'a TextCache,
+    pub pusher: Pusher,
+    pub acl: &'a OrgAcl,
+    /// The push's record documents: a body's record may be created earlier in the same push.
+    pub records: &'a WorkingDocs,
+}
+
 #[derive(Default)]
 pub struct TextDocs {
     docs: HashMap<Uuid, Slot>,
@@ -57,13 +67,11 @@ impl TextDocs {
     pub async fn merge(
         &mut self,
         tx: &mut Tx<'_>,
-        cache: &TextCache,
-        pusher: Pusher,
-        acl: &OrgAcl,
-        records: &WorkingDocs,
+        ctx: &PushContext<'_>,
         collection: &'static TextCollection,
         m: &Mutation,
     ) -> Result<Result<(), Refusal>, sqlx::Error> {
+        let pusher = ctx.pusher;
         if m.payload.len() > MAX_CHANGE_BYTES {
             return Ok(Err(refuse(
                 ErrorCode::TooLarge,
@@ -73,7 +81,7 @@ impl TextDocs {
         let slot = match self.docs.entry(m.doc_id) {
             Entry::Occupied(slot) => slot.into_mut(),
             Entry::Vacant(vacant) => {
-                let slot = load(tx, cache, pusher, acl, records, collection, m.doc_id).await?;
+                let slot = load(tx, ctx, collection, m.doc_id).await?;
                 vacant.insert(slot)
             }
         };
@@ -154,13 +162,16 @@ impl TextDocs {
 
 async fn load(
     tx: &mut Tx<'_>,
-    cache: &TextCache,
-    pusher: Pusher,
-    acl: &OrgAcl,
-    records: &WorkingDocs,
+    ctx: &PushContext<'_>,
     collection: &'static TextCollection,
     doc_id: Uuid,
 ) -> Result<Slot, sqlx::Error> {
+    let PushContext {
+        cache,
+        pusher,
+        acl,
+        records,
+    } = *ctx;
     let record: Option<(String, Uuid, bool)> = sqlx::query_as(
         "SELECT collection, created_by, state = '\\x'::bytea FROM documents WHERE org_id = $1 AND id = $2",
     )
@@ -223,7 +234,7 @@ async fn load(
     let doc = match cache.take(pusher.org_id, doc_id, locked.version) {
         Some(doc) => doc,
         None => {
-            let parts = store::parts(&mut **tx, pusher.org_id, doc_id).await?;
+            let parts = store::parts(tx, pusher.org_id, doc_id).await?;
             store::doc_from_parts(doc_id, &parts)?
         }
     };

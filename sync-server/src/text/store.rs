@@ -99,7 +99,7 @@ pub async fn load_doc(
     if exists.is_none() {
         return Ok(None);
     }
-    let parts = parts(&mut **tx, org_id, doc_id).await?;
+    let parts = parts(tx, org_id, doc_id).await?;
     doc_from_parts(doc_id, &parts).map(Some)
 }
 
