@@ -58,6 +58,7 @@ if ! have_pg_server; then
     echo "installing the PostgreSQL server binaries (tests run a private cluster)"
     apt_install postgresql
 fi
+bash scripts/npm-ci.sh # Node.js + the y-websocket harness of conflict-tests/tests/yjs_interop.rs
 echo "cargo target dir: $CARGO_TARGET_DIR"
 
 step "cargo fmt --all --check"

@@ -1,0 +1,325 @@
+//! Acceptance test of the y-websocket endpoint with stock clients: Node processes running
+//! `yjs` + `y-websocket`'s `WebsocketProvider` (conflict-tests/js/yjs-client.mjs, installed by
+//! scripts/npm-ci.sh from its package-lock.json) edit a note body through `/yjs/{doc_id}`
+//! concurrently with a Rust client pushing yrs updates on `/sync`; all converge to the same
+//! text, which is what the server stored. A viewer's edit from a stock client is refused
+//! (permission-denied message, close 4403) and reaches neither the Rust client nor the store.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use automerge::{ActorId, AutoCommit};
+use serde_bytes::ByteBuf;
+use serde_json::{Value, json};
+use sync_server::testing::changes::{record_change, s};
+use sync_server::testing::raw::RawClient;
+use sync_server::testing::text::TextReplica;
+use sync_server::testing::{TestServer, TestUser};
+use syncline_protocol::rules::OrgRole;
+use syncline_protocol::schema::NOTES;
+use syncline_protocol::{ClientMessage, Mutation, MutationId, ServerMessage};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use uuid::Uuid;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn js_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("js")
+}
+
+/// Installs the harness's packages once per test process.
+fn npm_ci() {
+    static DONE: OnceLock<()> = OnceLock::new();
+    DONE.get_or_init(|| {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/npm-ci.sh");
+        let status = std::process::Command::new("bash")
+            .arg(script)
+            .status()
+            .expect("run scripts/npm-ci.sh");
+        assert!(status.success(), "scripts/npm-ci.sh failed: {status}");
+    });
+}
+
+/// A stock Yjs client in a Node process.
+struct JsClient {
+    child: Child,
+    stdin: ChildStdin,
+    lines: Lines<BufReader<ChildStdout>>,
+    next_id: u64,
+    /// Events read while waiting for something else.
+    events: Vec<Value>,
+}
+
+impl JsClient {
+    async fn spawn(server: &TestServer, doc: Uuid, user: &TestUser) -> Self {
+        npm_ci();
+        let mut child = Command::new("node")
+            .arg(js_dir().join("yjs-client.mjs"))
+            .args(["--url", &format!("ws://{}/yjs", server.addr)])
+            .args(["--doc", &doc.to_string()])
+            .args(["--token", &user.access_token])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start node (is Node.js installed? scripts/npm-ci.sh installs it)");
+        let stdin = child.stdin.take().expect("stdin");
+        let stdout = child.stdout.take().expect("stdout");
+        Self {
+            child,
+            stdin,
+            lines: BufReader::new(stdout).lines(),
+            next_id: 0,
+            events: Vec::new(),
+        }
+    }
+
+    async fn next_line(&mut self) -> Value {
+        let line = tokio::time::timeout(WAIT, self.lines.next_line())
+            .await
+            .expect("the Node client answers in time")
+            .expect("read the Node client's output")
+            .expect("the Node client exited early");
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
+    }
+
+    /// Sends a command and returns its answer.
+    async fn call(&mut self, mut command: Value) -> Value {
+        self.next_id += 1;
+        command["id"] = json!(self.next_id);
+        let line = format!("{command}\n");
+        self.stdin
+            .write_all(line.as_bytes())
+            .await
+            .expect("write to node");
+        loop {
+            let message = self.next_line().await;
+            if message["id"] == json!(self.next_id) {
+                assert!(message.get("error").is_none(), "{command}: {message}");
+                return message;
+            }
+            self.events.push(message);
+        }
+    }
+
+    /// Waits for an event (one already seen counts).
+    async fn event(&mut self, name: &str) -> Value {
+        if let Some(i) = self.events.iter().position(|e| e["event"] == name) {
+            return self.events.remove(i);
+        }
+        loop {
+            let message = self.next_line().await;
+            if message["event"] == name {
+                return message;
+            }
+            self.events.push(message);
+        }
+    }
+
+    async fn synced(server: &TestServer, doc: Uuid, user: &TestUser) -> Self {
+        let mut c = Self::spawn(server, doc, user).await;
+        let answer = c
+            .call(json!({"cmd": "wait_synced", "timeout_ms": 20000}))
+            .await;
+        assert_eq!(
+            answer["ok"], true,
+            "y-websocket never synced: {:?}",
+            c.events
+        );
+        c
+    }
+
+    async fn text(&mut self) -> String {
+        let answer = self.call(json!({"cmd": "read"})).await;
+        answer["text"].as_str().expect("text").to_owned()
+    }
+
+    async fn insert(&mut self, paragraph: u32, at: u32, text: &str) {
+        self.call(json!({"cmd": "insert", "paragraph": paragraph, "at": at, "text": text}))
+            .await;
+    }
+
+    async fn close(mut self) {
+        drop(self.stdin);
+        let _ = tokio::time::timeout(WAIT, self.child.wait()).await;
+    }
+}
+
+/// The Rust side: a `/sync` client editing its own yrs replica of the body.
+struct RustEditor {
+    raw: RawClient,
+    replica: TextReplica,
+    doc: Uuid,
+    seq: u64,
+    /// Pushes not answered yet.
+    pending: u64,
+    pings: u64,
+}
+
+impl RustEditor {
+    async fn push(&mut self, collection: &str, doc_id: Uuid, payload: Vec<u8>) {
+        self.seq += 1;
+        self.pending += 1;
+        let mutations = vec![Mutation {
+            mid: MutationId {
+                client_id: self.raw.client_id,
+                seq: self.seq,
+            },
+            doc_id,
+            collection: collection.into(),
+            payload: ByteBuf::from(payload),
+        }];
+        self.raw.send(&ClientMessage::Push { mutations }).await;
+    }
+
+    /// Reads up to a Pong: applies every change of the body, checks every push was acked.
+    async fn pump(&mut self) {
+        self.pings += 1;
+        let nonce = self.pings;
+        self.raw.send(&ClientMessage::Ping { nonce }).await;
+        loop {
+            match self.raw.message().await {
+                ServerMessage::Pong { nonce: n } if n == nonce => return,
+                ServerMessage::Change {
+                    doc_id, payload, ..
+                } if doc_id == self.doc => self.replica.apply(&payload),
+                ServerMessage::Ack { .. } => self.pending -= 1,
+                ServerMessage::Reject { code, message, .. } => {
+                    panic!("the Rust client's edit was refused: {code} {message}")
+                }
+                _ => {}
+            }
+        }
+    }
+
+    async fn edit(&mut self, update: Vec<u8>) {
+        self.push("note_bodies", self.doc, update).await;
+    }
+}
+
+async fn stored_text(server: &TestServer, doc_id: Uuid) -> String {
+    let (text,): (String,) = sqlx::query_as("SELECT plain_text FROM text_documents WHERE id = $1")
+        .bind(doc_id)
+        .fetch_one(&server.db)
+        .await
+        .expect("the body is stored");
+    text
+}
+
+/// Pumps the Rust client until it and the Node client show the same text containing `needles`.
+async fn converge(rust: &mut RustEditor, js: &mut JsClient, needles: &[String]) -> String {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        rust.pump().await;
+        let (ours, theirs) = (rust.replica.text(), js.text().await);
+        if ours == theirs && rust.pending == 0 && needles.iter().all(|n| ours.contains(n)) {
+            return ours;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no convergence ({} pushes unanswered):\n rust: {ours:?}\n node: {theirs:?}",
+            rust.pending
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn stock_yjs_clients_and_a_rust_client_converge_and_a_viewer_is_refused() {
+    let server = TestServer::start().await;
+    let users = server
+        .seed_org("Acme", &[OrgRole::Owner, OrgRole::Member, OrgRole::Guest])
+        .await;
+    let (owner, member, guest) = (&users[0], &users[1], &users[2]);
+
+    // The Rust client creates the note and its first paragraph.
+    let note = Uuid::now_v7();
+    let mut rust = RustEditor {
+        raw: RawClient::hello(&server.ws_url(), &owner.access_token).await,
+        replica: TextReplica::new(),
+        doc: note,
+        seq: 0,
+        pending: 0,
+        pings: 0,
+    };
+    rust.raw.subscribe(1, "note_bodies", None).await;
+    let mut record = AutoCommit::new().with_actor(ActorId::random());
+    let change = record_change(&mut record, &NOTES, &[("title", s("Interop"))]);
+    rust.push("notes", note, change).await;
+    let first = rust.replica.push_paragraph("Hello world");
+    rust.edit(first).await;
+    rust.pump().await;
+
+    let mut js = JsClient::synced(&server, note, member).await;
+    assert_eq!(js.text().await, "Hello world");
+
+    // Concurrent edits: neither side sees the other's before making its own; every third
+    // round both insert at the same position. Words are inserted at word boundaries only, so
+    // each stays whole whatever the merge order.
+    let mut needles = Vec::new();
+    for round in 0..12u32 {
+        let (js_word, rust_word) = (format!("<j{round}>"), format!("<r{round}>"));
+        js.insert(0, 0, &js_word).await;
+        let rust_at = if round % 3 == 0 {
+            0
+        } else {
+            let text = rust.replica.text();
+            let first = text.split('\n').next().unwrap_or_default();
+            u32::try_from(first.encode_utf16().count()).expect("short paragraph")
+        };
+        let update = rust.replica.insert(0, rust_at, &rust_word);
+        rust.edit(update).await;
+        needles.extend([js_word, rust_word]);
+        if round % 4 == 3 {
+            rust.pump().await;
+        }
+    }
+    js.call(json!({"cmd": "push_paragraph", "text": "from node"}))
+        .await;
+    let paragraph = rust.replica.push_paragraph("from rust");
+    rust.edit(paragraph).await;
+    needles.extend(["from node".to_owned(), "from rust".to_owned()]);
+
+    let converged = converge(&mut rust, &mut js, &needles).await;
+    assert_eq!(stored_text(&server, note).await, converged);
+    let mut late = JsClient::synced(&server, note, owner).await;
+    assert_eq!(
+        late.text().await,
+        converged,
+        "a new stock client loads the same"
+    );
+    late.close().await;
+
+    // A viewer's stock client reads the body, but its edit is refused and goes nowhere.
+    server
+        .share(
+            reqwest::Method::POST,
+            owner,
+            "notes",
+            note,
+            "viewer",
+            guest.user_id,
+        )
+        .await;
+    let mut viewer = JsClient::synced(&server, note, guest).await;
+    assert_eq!(viewer.text().await, converged);
+    viewer.insert(0, 0, "HACK").await;
+    let denied = viewer.event("permission_denied").await;
+    let reason = denied["reason"].as_str().expect("a reason");
+    assert!(reason.contains("forbidden"), "{reason}");
+    let closed = viewer.event("closed").await;
+    assert_eq!(closed["code"], 4403, "{closed}");
+    viewer.close().await;
+
+    // The editors go on; the refused edit never reaches them or the store.
+    js.insert(1, 0, "still live: ").await;
+    needles.push("still live: ".to_owned());
+    let after = converge(&mut rust, &mut js, &needles).await;
+    assert!(!after.contains("HACK"), "{after}");
+    assert_eq!(stored_text(&server, note).await, after);
+    assert!(after.starts_with(&converged[..converged.find('\n').expect("two paragraphs")]));
+    js.close().await;
+}
