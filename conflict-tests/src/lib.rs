@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 pub mod harness;
 pub mod sim;
+pub mod trace;
 
 use chrono::DateTime;
 use client_core::Client;
