@@ -16,7 +16,7 @@ const DOC: Uuid = Uuid::from_u128(0x0192_d2f0_5b1c_7a00_8000_0000_0000_0d0c);
 const PAYLOAD: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
 
 /// A y-protocols awareness update: one client (id 1), clock 1, state `{}`.
-const AWARENESS: [u8; 5] = [0x01, 0x01, 0x01, 0x02, 0x7b];
+const AWARENESS: [u8; 6] = [0x01, 0x01, 0x01, 0x02, 0x7b, 0x7d];
 
 fn examples() -> Vec<(&'static str, Vec<u8>)> {
     let mid = MutationId {

@@ -373,3 +373,81 @@ async fn contracts_step_through_their_statuses_and_a_signed_one_is_read_only() {
     );
     assert_eq!(plain_text(&server, id).await, "Terms");
 }
+
+fn awareness(client: u64, clock: u32, json: &str) -> Vec<u8> {
+    sync_server::awareness::encode_update(&[sync_server::awareness::AwarenessEntry {
+        client,
+        clock,
+        json: json.into(),
+    }])
+}
+
+#[tokio::test]
+async fn presence_is_relayed_between_readers_and_not_to_others() {
+    let server = TestServer::start().await;
+    let users = server
+        .seed_org("Acme", &[OrgRole::Owner, OrgRole::Member, OrgRole::Guest])
+        .await;
+    let mut a = Pusher::connect(&server, &users[0]).await;
+    let note = a.create_note("Standup").await;
+    let mut b = RawClient::hello(&server.ws_url(), &users[1].access_token).await;
+    let mut guest = RawClient::hello(&server.ws_url(), &users[2].access_token).await;
+
+    let a_state = awareness(11, 1, r#"{"user":{"name":"Ann"},"cursor":3}"#);
+    a.raw
+        .send(&ClientMessage::Awareness {
+            doc_id: note,
+            update: ByteBuf::from(a_state.clone()),
+        })
+        .await;
+    // b joins with its own state and first receives who is there.
+    let b_state = awareness(22, 1, r#"{"user":{"name":"Bo"}}"#);
+    b.send(&ClientMessage::Awareness {
+        doc_id: note,
+        update: ByteBuf::from(b_state.clone()),
+    })
+    .await;
+    let ServerMessage::Awareness { doc_id, update } = b.message().await else {
+        panic!("b receives the room's states")
+    };
+    assert_eq!((doc_id, update.to_vec()), (note, a_state));
+    let relayed = a
+        .raw
+        .until(|m| matches!(m, ServerMessage::Awareness { .. }))
+        .await;
+    assert_eq!(
+        relayed,
+        ServerMessage::Awareness {
+            doc_id: note,
+            update: ByteBuf::from(b_state),
+        }
+    );
+
+    // The guest cannot read the note: refused, and nothing relayed.
+    guest
+        .send(&ClientMessage::Awareness {
+            doc_id: note,
+            update: ByteBuf::from(awareness(33, 1, "{}")),
+        })
+        .await;
+    let ServerMessage::Error { code, .. } = guest.message().await else {
+        panic!("the guest's presence is refused")
+    };
+    assert_eq!(code, ErrorCode::Forbidden);
+    // Nothing reached a: its next frame answers its own ping.
+    a.raw.send(&ClientMessage::Ping { nonce: 5 }).await;
+    assert_eq!(a.raw.message().await, ServerMessage::Pong { nonce: 5 });
+    // Malformed awareness bytes are an error, not a crash.
+    b.send(&ClientMessage::Awareness {
+        doc_id: note,
+        update: ByteBuf::from(vec![5, 1]),
+    })
+    .await;
+    assert!(matches!(
+        b.message().await,
+        ServerMessage::Error {
+            code: ErrorCode::InvalidInput,
+            ..
+        }
+    ));
+}

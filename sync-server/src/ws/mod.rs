@@ -4,10 +4,12 @@
 //! - [`handshake`]: the first frame must be a `Hello` with a valid token.
 //! - [`session`]: the connection loop (client frames, live changes, token expiry).
 //! - [`subscriptions`]: snapshots, catch-up from a cursor, and live filtering.
+//! - [`presence`]: awareness (cursors, presence) on text documents, relayed, never stored.
 
 mod delivery;
 mod frames;
 mod handshake;
+mod presence;
 mod session;
 mod subscriptions;
 

@@ -16,6 +16,7 @@ use tracing::Instrument;
 use super::delivery::Delivery;
 use super::frames::FrameSocket;
 use super::handshake::{self, Identity, truncate};
+use super::presence::{self, ConnectionPresence};
 use super::subscriptions;
 use crate::AppState;
 use crate::error::ServerError;
@@ -98,6 +99,9 @@ struct Connection<'a> {
     /// Every change with seq <= live_pos has been considered for delivery.
     live_pos: u64,
     expires_at: Instant,
+    /// Presence on text documents, made on the connection's first `awareness` message (most
+    /// connections never send one, and idle connections must stay small).
+    presence: Option<ConnectionPresence>,
 }
 
 async fn serve(socket: &mut FrameSocket, state: &AppState, identity: Identity) -> Stop {
@@ -115,6 +119,7 @@ async fn serve(socket: &mut FrameSocket, state: &AppState, identity: Identity) -
         delivery: Delivery::new(identity.session.user_id, org_id),
         live_pos,
         expires_at: expiry_instant(identity.session.expires_at),
+        presence: None,
     };
     let welcome = ServerMessage::Welcome {
         protocol_version: PROTOCOL_VERSION,
@@ -149,6 +154,7 @@ async fn serve(socket: &mut FrameSocket, state: &AppState, identity: Identity) -
                 }
                 Some(Ok(_)) => Ok(()), // ping/pong are answered by the socket itself
             },
+            Some(message) = presence::next(&mut conn.presence) => Box::pin(conn.forward_presence(message)).await,
             () = tokio::time::sleep_until(conn.expires_at) => {
                 Err(Stop::Close(CloseCode::TokenExpired, "session token expired; reconnect with a fresh token".into()))
             }
@@ -231,9 +237,38 @@ impl Connection<'_> {
                 .error(ErrorCode::Forbidden, "document not found or not accessible")
                 .await;
         }
-        // Relay wiring lands with `crate::awareness` (y-websocket endpoint).
-        let _ = update;
-        Ok(())
+        let session = self.identity.session;
+        let presence = self.presence.get_or_insert_with(|| {
+            ConnectionPresence::new(self.state, session.org_id, session.user_id)
+        });
+        match presence.publish(doc_id, &update) {
+            Ok(Some(states)) => send(self.socket, &states).await,
+            Ok(None) => Ok(()),
+            Err(e) => {
+                self.error(
+                    ErrorCode::InvalidInput,
+                    format!("awareness update refused: {e}"),
+                )
+                .await
+            }
+        }
+    }
+
+    /// Sends another connection's presence, unless the user lost access to the document
+    /// meanwhile (then the connection leaves its room).
+    async fn forward_presence(&mut self, message: ServerMessage) -> Result<(), Stop> {
+        let ServerMessage::Awareness { doc_id, .. } = &message else {
+            return Ok(());
+        };
+        let session = self.identity.session;
+        let acl = self.state.acl.get(&self.state.db, session.org_id).await?;
+        if !acl.can_read(session.user_id, *doc_id) {
+            if let Some(presence) = self.presence.as_mut() {
+                presence.leave(*doc_id);
+            }
+            return Ok(());
+        }
+        send(self.socket, &message).await
     }
 
     async fn error(&mut self, code: ErrorCode, message: impl Into<String>) -> Result<(), Stop> {
