@@ -66,7 +66,7 @@ pub fn router(state: AppState) -> Router {
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
         .route("/sync", get(ws::upgrade))
-        .route("/yjs/{doc_id}", get(crate::yjs::upgrade))
+        .merge(crate::yjs::routes())
         .merge(auth::routes())
         .merge(authz::routes::routes())
         .merge(crate::revisions::routes())

@@ -6,7 +6,7 @@ use syncline_protocol::schema;
 use syncline_protocol::text::TextRole;
 use uuid::Uuid;
 
-use super::YjsClose;
+use super::{YjsClose, review_links};
 use crate::AppState;
 use crate::auth::Session;
 use crate::error::ServerError;
@@ -65,17 +65,13 @@ pub async fn open(state: &AppState, doc_id: &str, token: Option<&str>) -> Result
             "missing access token (?token=...)",
         ));
     };
-    let session = state.keys.verify(token).map_err(|e| {
-        let close = if e.code == ErrorCode::TokenExpired {
-            YjsClose::TokenExpired
-        } else {
-            YjsClose::Unauthenticated
-        };
-        Refusal::new(close, e.message)
-    })?;
+    let (session, only_doc) = verify(state, token)?;
     let Ok(doc_id) = Uuid::parse_str(doc_id) else {
         return Err(Refusal::new(YjsClose::NotFound, "document ids are UUIDs"));
     };
+    if only_doc.is_some_and(|only| only != doc_id) {
+        return Err(Refusal::new(YjsClose::Forbidden, NOT_ACCESSIBLE));
+    }
     let role = role(state, session, doc_id).await?;
     let mut tx = crate::db::begin_org(&state.db, session.org_id).await?;
     let record: Option<(String,)> =
@@ -106,6 +102,25 @@ pub async fn open(state: &AppState, doc_id: &str, token: Option<&str>) -> Result
 pub async fn role(state: &AppState, session: Session, doc_id: Uuid) -> Result<TextRole, Refusal> {
     let acl = state.acl.get(&state.db, session.org_id).await?;
     role_in(&acl, session, doc_id)
+}
+
+/// An access token, or a review link's token (which opens one document only).
+fn verify(state: &AppState, token: &str) -> Result<(Session, Option<Uuid>), Refusal> {
+    let refusal = |e: ServerError| {
+        let close = if e.code == ErrorCode::TokenExpired {
+            YjsClose::TokenExpired
+        } else {
+            YjsClose::Unauthenticated
+        };
+        Refusal::new(close, e.message)
+    };
+    match state.keys.verify(token) {
+        Ok(session) => Ok((session, None)),
+        Err(e) if e.code == ErrorCode::Unauthenticated => review_links::verify(&state.keys, token)
+            .map(|review| (review.session, Some(review.doc_id)))
+            .map_err(refusal),
+        Err(e) => Err(refusal(e)),
+    }
 }
 
 /// [`role`] against a given authorization model.

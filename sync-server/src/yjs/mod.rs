@@ -9,6 +9,7 @@
 //!
 //! - [`access`]: token, membership, relation to the document and its body collection.
 //! - [`messages`]: the y-protocols messages (sync, awareness, auth, query awareness).
+//! - [`review_links`]: tokens that let an external reviewer suggest on one document.
 //! - [`session`]: the connection loop: the sync handshake, pushing the client's updates
 //!   through [`crate::merge::apply_push`] (the same checks as `/sync`: viewers write nothing,
 //!   suggesters only suggest), relaying committed updates of the document, presence through
@@ -17,18 +18,21 @@
 //! Refusals are in-band, after the upgrade, so that stock clients see them: a y-protocols
 //! permission-denied message with the reason, then a close code from [`YjsClose`]. y-websocket
 //! (3.x) stops reconnecting on codes 4400-4499 and emits `closed` with the code and reason; it
-//! reconnects on every other code. docs/protocol.md ("y-websocket endpoint") has the details.
+//! reconnects on every other code. docs/y-websocket.md has the details.
 
 pub mod access;
 pub(crate) mod lib0;
 pub mod messages;
+pub mod review_links;
 mod session;
 
 use std::collections::HashMap;
 
+use axum::Router;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
+use axum::routing::{get, post};
 
 use crate::AppState;
 
@@ -72,6 +76,14 @@ impl YjsClose {
             Self::Unavailable => 1013,
         }
     }
+}
+
+/// The endpoint and the review links that open it ([`review_links`]).
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/yjs/{doc_id}", get(upgrade)).route(
+        "/v1/documents/{doc_id}/review-links",
+        post(review_links::create),
+    )
 }
 
 /// Upgrades `GET /yjs/{doc_id}` (any query parameter besides `token` is ignored) and runs the
