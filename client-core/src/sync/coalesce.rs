@@ -26,6 +26,11 @@ impl Client {
     /// Merges runs of never-pushed updates of the same text document (see the module header).
     pub(super) fn coalesce_unsent(&mut self) -> Result<()> {
         let after = self.sync.sent_up_to.max(self.pushed_up_to);
+        // Called after every frame by transports: a plain read first, so that the usual case
+        // (nothing to merge) takes no write lock.
+        if !has_run(&outbox::after(&self.conn, after)?) {
+            return Ok(());
+        }
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -50,12 +55,15 @@ impl Client {
             }
             start = end;
         }
-        if removed > 0 {
-            tx.commit()?;
-            self.pending = self.pending.saturating_sub(removed);
-        }
+        tx.commit()?;
+        self.pending = self.pending.saturating_sub(removed);
         Ok(())
     }
+}
+
+/// Whether some run of `entries` has more than one entry: two neighbours that merge.
+fn has_run(entries: &[OutboxEntry]) -> bool {
+    entries.windows(2).any(|pair| run_end(pair, 0) == 2)
 }
 
 /// The end (exclusive) of the run of mergeable entries starting at `start`.

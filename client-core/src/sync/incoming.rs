@@ -5,7 +5,8 @@
 //! Cursors: `Synced` persists the server's cursor. A `Change` advances the cursor only after
 //! its subscription reached `Synced` on this connection, because before that the server may
 //! still be streaming a snapshot or catching up, and a cursor persisted mid-way would skip
-//! changes after a reconnect. Re-receiving changes is harmless: automerge ignores duplicates.
+//! changes after a reconnect. Re-receiving changes is harmless: automerge and Yjs ignore
+//! duplicates. Text collections are handled in `text` (changes) and here (snapshots, cursors).
 
 use automerge::AutoCommit;
 use rusqlite::{Connection, TransactionBehavior};
