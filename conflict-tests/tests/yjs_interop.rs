@@ -1,25 +1,22 @@
 //! Acceptance test of the y-websocket endpoint with stock clients: Node processes running
 //! `yjs` + `y-websocket`'s `WebsocketProvider` (conflict-tests/js/yjs-client.mjs, installed by
 //! scripts/npm-ci.sh from its package-lock.json) edit a note body through `/yjs/{doc_id}`
-//! concurrently with a Rust client pushing yrs updates on `/sync`; all converge to the same
-//! text, which is what the server stored. A viewer's edit from a stock client is refused
-//! (permission-denied message, close 4403) and reaches neither the Rust client nor the store.
+//! concurrently with a client-core replica (the native client, on `/sync`); all converge to
+//! the same text, which is what the server stored. A viewer's edit from a stock client is
+//! refused (permission-denied message, close 4403) and reaches neither the replica nor the
+//! store.
 
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use automerge::{ActorId, AutoCommit};
-use serde_bytes::ByteBuf;
+use client_core::native::NativeClient;
+use conflict_tests::harness::online;
 use serde_json::{Value, json};
-use sync_server::testing::changes::{record_change, s};
-use sync_server::testing::raw::RawClient;
-use sync_server::testing::text::TextReplica;
 use sync_server::testing::{TestServer, TestUser};
+use syncline_protocol::record::FieldValue;
 use syncline_protocol::rules::OrgRole;
-use syncline_protocol::schema::NOTES;
-use syncline_protocol::{ClientMessage, Mutation, MutationId, ServerMessage};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use uuid::Uuid;
@@ -148,56 +145,19 @@ impl JsClient {
     }
 }
 
-/// The Rust side: a `/sync` client editing its own yrs replica of the body.
-struct RustEditor {
-    raw: RawClient,
-    replica: TextReplica,
-    doc: Uuid,
-    seq: u64,
-    /// Pushes not answered yet.
-    pending: u64,
-    pings: u64,
+/// The body as the replica reads it.
+fn replica_text(c: &NativeClient, id: Uuid) -> String {
+    c.write(|c| c.note_body(id).plain_text())
+        .expect("read the body")
 }
 
-impl RustEditor {
-    async fn push(&mut self, collection: &str, doc_id: Uuid, payload: Vec<u8>) {
-        self.seq += 1;
-        self.pending += 1;
-        let mutations = vec![Mutation {
-            mid: MutationId {
-                client_id: self.raw.client_id,
-                seq: self.seq,
-            },
-            doc_id,
-            collection: collection.into(),
-            payload: ByteBuf::from(payload),
-        }];
-        self.raw.send(&ClientMessage::Push { mutations }).await;
-    }
-
-    /// Reads up to a Pong: applies every change of the body, checks every push was acked.
-    async fn pump(&mut self) {
-        self.pings += 1;
-        let nonce = self.pings;
-        self.raw.send(&ClientMessage::Ping { nonce }).await;
-        loop {
-            match self.raw.message().await {
-                ServerMessage::Pong { nonce: n } if n == nonce => return,
-                ServerMessage::Change {
-                    doc_id, payload, ..
-                } if doc_id == self.doc => self.replica.apply(&payload),
-                ServerMessage::Ack { .. } => self.pending -= 1,
-                ServerMessage::Reject { code, message, .. } => {
-                    panic!("the Rust client's edit was refused: {code} {message}")
-                }
-                _ => {}
-            }
-        }
-    }
-
-    async fn edit(&mut self, update: Vec<u8>) {
-        self.push("note_bodies", self.doc, update).await;
-    }
+/// Edits the replica's body (one pending mutation, pushed in the background).
+fn replica_edit(
+    c: &NativeClient,
+    id: Uuid,
+    f: impl FnOnce(&mut client_core::TextDoc<'_>) -> client_core::Result<Option<Vec<u8>>>,
+) {
+    c.write(|c| f(&mut c.note_body(id))).expect("edit the body");
 }
 
 async fn stored_text(server: &TestServer, doc_id: Uuid) -> String {
@@ -209,81 +169,75 @@ async fn stored_text(server: &TestServer, doc_id: Uuid) -> String {
     text
 }
 
-/// Pumps the Rust client until it and the Node client show the same text containing `needles`.
-async fn converge(rust: &mut RustEditor, js: &mut JsClient, needles: &[String]) -> String {
+/// Waits until the replica (with nothing left to push) and the Node client show the same text,
+/// containing every one of `needles`.
+async fn converge(rust: &NativeClient, id: Uuid, js: &mut JsClient, needles: &[String]) -> String {
     let deadline = Instant::now() + WAIT;
     loop {
-        rust.pump().await;
-        let (ours, theirs) = (rust.replica.text(), js.text().await);
-        if ours == theirs && rust.pending == 0 && needles.iter().all(|n| ours.contains(n)) {
+        rust.wait_synced(WAIT)
+            .await
+            .expect("the replica pushed everything");
+        let (ours, theirs) = (replica_text(rust, id), js.text().await);
+        if ours == theirs && needles.iter().all(|n| ours.contains(n)) {
             return ours;
         }
         assert!(
             Instant::now() < deadline,
-            "no convergence ({} pushes unanswered):\n rust: {ours:?}\n node: {theirs:?}",
-            rust.pending
+            "no convergence:\n rust: {ours:?}\n node: {theirs:?}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
-#[tokio::test]
-async fn stock_yjs_clients_and_a_rust_client_converge_and_a_viewer_is_refused() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stock_yjs_clients_and_a_native_replica_converge_and_a_viewer_is_refused() {
     let server = TestServer::start().await;
     let users = server
         .seed_org("Acme", &[OrgRole::Owner, OrgRole::Member, OrgRole::Guest])
         .await;
     let (owner, member, guest) = (&users[0], &users[1], &users[2]);
+    let dir = tempfile::tempdir().expect("tempdir");
 
-    // The Rust client creates the note and its first paragraph.
-    let note = Uuid::now_v7();
-    let mut rust = RustEditor {
-        raw: RawClient::hello(&server.ws_url(), &owner.access_token).await,
-        replica: TextReplica::new(),
-        doc: note,
-        seq: 0,
-        pending: 0,
-        pings: 0,
-    };
-    rust.raw.subscribe(1, "note_bodies", None).await;
-    let mut record = AutoCommit::new().with_actor(ActorId::random());
-    let change = record_change(&mut record, &NOTES, &[("title", s("Interop"))]);
-    rust.push("notes", note, change).await;
-    let first = rust.replica.push_paragraph("Hello world");
-    rust.edit(first).await;
-    rust.pump().await;
+    // The native replica creates the note and its first paragraph.
+    let rust = online(&server, owner, &dir.path().join("owner.db"));
+    rust.wait_synced(WAIT).await.expect("synced");
+    let note = rust
+        .create("notes", [("title", FieldValue::String("Interop".into()))])
+        .expect("create the note");
+    replica_edit(&rust, note, |b| b.insert_paragraph(0, "Hello world"));
+    rust.wait_synced(WAIT).await.expect("synced");
 
     let mut js = JsClient::synced(&server, note, member).await;
     assert_eq!(js.text().await, "Hello world");
 
-    // Concurrent edits: neither side sees the other's before making its own; every third
+    // Concurrent edits: neither side waits for the other's before making its own; every third
     // round both insert at the same position. Words are inserted at word boundaries only, so
     // each stays whole whatever the merge order.
     let mut needles = Vec::new();
     for round in 0..12u32 {
         let (js_word, rust_word) = (format!("<j{round}>"), format!("<r{round}>"));
         js.insert(0, 0, &js_word).await;
-        let rust_at = if round % 3 == 0 {
-            0
-        } else {
-            let text = rust.replica.text();
-            let first = text.split('\n').next().unwrap_or_default();
-            u32::try_from(first.encode_utf16().count()).expect("short paragraph")
-        };
-        let update = rust.replica.insert(0, rust_at, &rust_word);
-        rust.edit(update).await;
+        replica_edit(&rust, note, |b| {
+            let at = if round % 3 == 0 {
+                0
+            } else {
+                let text = b.plain_text()?;
+                let first = text.split('\n').next().unwrap_or_default();
+                u32::try_from(first.encode_utf16().count()).unwrap_or(0)
+            };
+            b.insert(at, &rust_word)
+        });
         needles.extend([js_word, rust_word]);
-        if round % 4 == 3 {
-            rust.pump().await;
-        }
     }
     js.call(json!({"cmd": "push_paragraph", "text": "from node"}))
         .await;
-    let paragraph = rust.replica.push_paragraph("from rust");
-    rust.edit(paragraph).await;
+    replica_edit(&rust, note, |b| {
+        let blocks = u32::try_from(b.plain_text()?.split('\n').count()).unwrap_or(1);
+        b.insert_paragraph(blocks, "from rust")
+    });
     needles.extend(["from node".to_owned(), "from rust".to_owned()]);
 
-    let converged = converge(&mut rust, &mut js, &needles).await;
+    let converged = converge(&rust, note, &mut js, &needles).await;
     assert_eq!(stored_text(&server, note).await, converged);
     let mut late = JsClient::synced(&server, note, owner).await;
     assert_eq!(
@@ -317,9 +271,10 @@ async fn stock_yjs_clients_and_a_rust_client_converge_and_a_viewer_is_refused() 
     // The editors go on; the refused edit never reaches them or the store.
     js.insert(1, 0, "still live: ").await;
     needles.push("still live: ".to_owned());
-    let after = converge(&mut rust, &mut js, &needles).await;
+    let after = converge(&rust, note, &mut js, &needles).await;
     assert!(!after.contains("HACK"), "{after}");
     assert_eq!(stored_text(&server, note).await, after);
-    assert!(after.starts_with(&converged[..converged.find('\n').expect("two paragraphs")]));
+    let first_paragraph = converged.split('\n').next().unwrap_or_default();
+    assert!(after.starts_with(first_paragraph), "{after}");
     js.close().await;
 }
