@@ -269,3 +269,75 @@ pub(crate) fn spans(blocks: &[Block], pos: u32, len: u32) -> Option<Vec<Span>> {
     }
     Some(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use syncline_protocol::text::{BODY, plain_text};
+    use yrs::{Doc, Transact, WriteTxn, XmlElementPrelim, XmlTextPrelim};
+
+    use super::*;
+    use crate::text::editor::TextEditor;
+
+    /// `<paragraph>ab<hardBreak/>cd</paragraph><horizontalRule/><paragraph/>`
+    fn document() -> Doc {
+        let doc = crate::text::ydoc::new_doc(1);
+        {
+            let mut txn = doc.transact_mut();
+            let body = txn.get_or_insert_xml_fragment(BODY);
+            let p = body.push_back(&mut txn, XmlElementPrelim::empty("paragraph"));
+            p.push_back(&mut txn, XmlTextPrelim::new("ab"));
+            p.push_back(&mut txn, XmlElementPrelim::empty("hardBreak"));
+            p.push_back(&mut txn, XmlTextPrelim::new("cd"));
+            body.push_back(&mut txn, XmlElementPrelim::empty("horizontalRule"));
+            body.push_back(&mut txn, XmlElementPrelim::empty("paragraph"));
+        }
+        doc
+    }
+
+    fn edit(doc: &Doc, f: impl FnOnce(&mut TextEditor<'_, '_>) -> crate::Result<()>) {
+        let mut txn = doc.transact_mut();
+        let body = txn.get_or_insert_xml_fragment(BODY);
+        let mut editor = TextEditor {
+            txn: &mut txn,
+            body,
+            doc_id: uuid::Uuid::nil(),
+            user: None,
+            last_mark: 0,
+        };
+        f(&mut editor).expect("edit");
+    }
+
+    #[test]
+    fn flat_positions_follow_plain_text() {
+        let doc = document();
+        assert_eq!(plain_text(&doc), "ab\ncd\n");
+        {
+            let txn = doc.transact();
+            let body = txn.get_xml_fragment(BODY).expect("body");
+            let blocks = blocks(&txn, &body);
+            assert_eq!(blocks.len(), 2, "the rule is no block");
+            assert_eq!(flat_len(&blocks), 6);
+            assert!(matches!(
+                locate_insert(&blocks, 3),
+                Some(InsertAt::Text(_, 0))
+            ));
+            assert!(matches!(
+                locate_insert(&blocks, 6),
+                Some(InsertAt::NewText(_, 0))
+            ));
+            assert!(locate_insert(&blocks, 7).is_none());
+            // "b", the break, "c": two text spans and the atom.
+            let found = spans(&blocks, 1, 3).expect("in range");
+            assert_eq!(found.len(), 3);
+            assert!(spans(&blocks, 5, 2).is_none());
+        }
+        edit(&doc, |e| e.insert(6, "new"));
+        edit(&doc, |e| e.insert(3, ">"));
+        assert_eq!(plain_text(&doc), "ab\n>cd\nnew");
+        edit(&doc, |e| e.delete(1, 3));
+        assert_eq!(plain_text(&doc), "acd\nnew");
+        // Deleting "d", the separator and "n" keeps the blocks apart: "ac" and "ew".
+        edit(&doc, |e| e.delete(2, 3));
+        assert_eq!(plain_text(&doc), ["ac", "ew"].join("\n"));
+    }
+}
