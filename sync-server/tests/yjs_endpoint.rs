@@ -217,3 +217,35 @@ async fn bad_tokens_unknown_and_unreadable_documents_are_refused() {
     let mut c = YClient::connect(&server, note, &other[0].access_token).await;
     assert_eq!(c.refused().await.1, 4404);
 }
+
+#[tokio::test]
+async fn a_client_with_nothing_new_stores_nothing_when_it_reconnects() {
+    let server = TestServer::start().await;
+    let users = server.seed_org("Acme", &[OrgRole::Owner]).await;
+    let owner = &users[0];
+    let mut pusher = Pusher::connect(&server, owner).await;
+    let note = pusher.create_note("Memo").await;
+    let body = TextReplica::new();
+    pusher
+        .push(note, "note_bodies", body.push_paragraph("Hello world"))
+        .await;
+    pusher.push(note, "note_bodies", body.delete(0, 5, 6)).await;
+    let mut first = YClient::synced(&server, note, owner).await;
+    assert_eq!(first.replica.text(), "Hello");
+    let before = log_len(&server).await;
+
+    // Reconnecting with the same content: its step 2 carries the delete set, and nothing new.
+    let mut again = YClient::connect(&server, note, &owner.access_token).await;
+    again.replica = TextReplica::from_state(&first.replica.state());
+    again.sync().await;
+    // Frames are handled in order: once its next edit arrived, the step 2 was handled too.
+    let edit = again.replica.insert(0, 5, "!");
+    again.send_update(edit.clone()).await;
+    assert_eq!(first.next_update().await, edit);
+    assert_eq!(
+        log_len(&server).await,
+        before + 1,
+        "only the edit was stored"
+    );
+    assert_eq!(stored_text(&server, note).await.as_deref(), Some("Hello!"));
+}

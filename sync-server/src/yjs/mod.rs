@@ -23,6 +23,7 @@
 pub mod access;
 pub(crate) mod lib0;
 pub mod messages;
+mod noop;
 pub mod review_links;
 mod session;
 

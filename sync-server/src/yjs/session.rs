@@ -7,8 +7,8 @@
 //! - The client's step 2 and updates are pushed through [`merge::apply_push`] as mutations of
 //!   this connection's own client id (a fresh UUID per connection, its seqs counting from 1),
 //!   so they pass the same authorization as `/sync` pushes and are stored, logged and fanned
-//!   out the same way. The empty update (what a client with nothing new answers to step 1) is
-//!   not pushed.
+//!   out the same way. A step 2 that adds nothing to the document our step 1 described (what a
+//!   client with nothing new answers, delete set included: see `noop`) is not pushed.
 //! - A refused update is not stored and reaches nobody. A stock y-websocket client cannot undo
 //!   it: its document now holds content the server refused, and every later update of its Yjs
 //!   client depends on it. So the server says why (a permission-denied message for refusals by
@@ -36,6 +36,7 @@ use yrs::{ReadTxn, Transact};
 use super::YjsClose;
 use super::access::{self, Access, Refusal};
 use super::messages::{self, Incoming};
+use super::noop;
 use crate::AppState;
 use crate::authz::changes::ACL_COLLECTION;
 use crate::awareness::Presence;
@@ -115,6 +116,7 @@ pub async fn run(mut socket: WebSocket, state: AppState, doc_id: String, token: 
             last_seq: 0,
             claimed: false,
             live_pos: 0,
+            step1_doc: None,
         };
         let stop = Box::pin(session.serve(presence)).await;
         match stop {
@@ -154,6 +156,8 @@ struct Session<'a> {
     claimed: bool,
     /// Every change with seq <= live_pos has been considered for delivery.
     live_pos: u64,
+    /// The document our step 1 described, until the client's step 2 answers it.
+    step1_doc: Option<yrs::Doc>,
 }
 
 impl Session<'_> {
@@ -198,7 +202,9 @@ impl Session<'_> {
 
     /// Our sync step 1 and the room's presence.
     async fn start(&mut self, presence: &mut Presence) -> Result<(), Stop> {
-        let sv = self.load().await?.transact().state_vector();
+        let doc = self.load().await?;
+        let sv = doc.transact().state_vector();
+        self.step1_doc = Some(doc);
         self.send(messages::sync_step1(&sv)).await?;
         if let Some(states) = presence.join(self.access.doc_id) {
             self.send(messages::awareness(&states)).await?;
@@ -230,7 +236,14 @@ impl Session<'_> {
                 let diff = doc.transact().encode_diff_v1(&sv);
                 self.send(messages::sync_step2(&diff)).await
             }
-            Incoming::SyncStep2(update) | Incoming::Update(update) => self.push(update).await,
+            Incoming::SyncStep2(update) => {
+                let known = self.step1_doc.take();
+                if known.is_some_and(|doc| noop::adds_nothing(&doc, update)) {
+                    return Ok(());
+                }
+                self.push(update).await
+            }
+            Incoming::Update(update) => self.push(update).await,
             Incoming::Awareness(update) => {
                 if let Err(e) = presence.publish(self.access.doc_id, update) {
                     tracing::debug!(error = %e, "awareness update dropped");
