@@ -14,7 +14,8 @@
 //   {"id":4,"cmd":"delete","paragraph":0,"at":0,"len":1}
 //   {"id":5,"cmd":"read"}                                  -> {"id":5,"paragraphs":[...],"text":"..."}
 //   {"id":6,"cmd":"wait_text","text":"...","timeout_ms":10000} -> {"id":6,"ok":bool,"text":"..."}
-//   {"id":7,"cmd":"awareness","state":{...}}
+//   {"id":7,"cmd":"awareness","state":{...}}               (this client's presence)
+//   {"id":9,"cmd":"awareness_states"}                      -> {"id":9,"states":{"<client id>":state}}
 //   {"id":8,"cmd":"close"}                                 -> {"id":8,"ok":true}, then exit
 // Events: status, synced, permission_denied {reason}, closed {code, reason} (a close the
 // provider will not retry: codes 4400-4499), connection_close {code, reason}, update {local}.
@@ -115,6 +116,7 @@ const commands = {
     return { ok, text: text() }
   },
   awareness: ({ state }) => { provider.awareness.setLocalState(state); return { ok: true } },
+  awareness_states: () => ({ states: Object.fromEntries(provider.awareness.getStates()) }),
   close: () => {
     provider.destroy()
     setTimeout(() => process.exit(0), 50)

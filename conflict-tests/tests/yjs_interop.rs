@@ -4,7 +4,7 @@
 //! concurrently with a client-core replica (the native client, on `/sync`); all converge to
 //! the same text, which is what the server stored. A viewer's edit from a stock client is
 //! refused (permission-denied message, close 4403) and reaches neither the replica nor the
-//! store.
+//! store. Presence (awareness) crosses between the two endpoints.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -12,6 +12,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use client_core::native::NativeClient;
+use client_core::{SyncEvent, TextEvent};
 use conflict_tests::harness::online;
 use serde_json::{Value, json};
 use sync_server::testing::{TestServer, TestUser};
@@ -19,6 +20,7 @@ use syncline_protocol::record::FieldValue;
 use syncline_protocol::rules::OrgRole;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::sync::broadcast;
 use uuid::Uuid;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -246,6 +248,45 @@ async fn stock_yjs_clients_and_a_native_replica_converge_and_a_viewer_is_refused
         "a new stock client loads the same"
     );
     late.close().await;
+
+    // Presence crosses endpoints: the replica's reaches the stock client, and back.
+    let mut events = rust.events();
+    let rust_presence = br#"{"user":"rust"}"#;
+    let mut update = vec![1, 7, 1, u8::try_from(rust_presence.len()).expect("short")];
+    update.extend_from_slice(rust_presence);
+    assert!(rust.write(|c| c.send_awareness(note, update)));
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let states = js.call(json!({"cmd": "awareness_states"})).await;
+        if states["states"]["7"] == json!({"user": "rust"}) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node never saw the replica: {states}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    js.call(json!({"cmd": "awareness", "state": {"user": "node"}}))
+        .await;
+    let heard = tokio::time::timeout(WAIT, async {
+        loop {
+            match events.recv().await {
+                Ok(SyncEvent::Text(TextEvent::Awareness { doc_id, update }))
+                    if doc_id == note && update.windows(15).any(|w| w == br#"{"user":"node"}"#) =>
+                {
+                    return;
+                }
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => panic!("events closed"),
+            }
+        }
+    })
+    .await;
+    assert!(
+        heard.is_ok(),
+        "the replica never saw the stock client's presence"
+    );
 
     // A viewer's stock client reads the body, but its edit is refused and goes nowhere.
     server
