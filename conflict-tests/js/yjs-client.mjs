@@ -12,6 +12,8 @@
 //   {"id":2,"cmd":"push_paragraph","text":"Hi"}           -> {"id":2,"ok":true}
 //   {"id":3,"cmd":"insert","paragraph":0,"at":2,"text":"!"} (UTF-16 offsets)
 //   {"id":4,"cmd":"delete","paragraph":0,"at":0,"len":1}
+//   {"id":10,"cmd":"suggest_insert","paragraph":0,"at":2,"text":"!","author":"<user id>"}
+//       (inserted with the suggestion mark y-prosemirror stores: {"insertion":{author,time}})
 //   {"id":5,"cmd":"read"}                                  -> {"id":5,"paragraphs":[...],"text":"..."}
 //   {"id":6,"cmd":"wait_text","text":"...","timeout_ms":10000} -> {"id":6,"ok":bool,"text":"..."}
 //   {"id":7,"cmd":"awareness","state":{...}}               (this client's presence)
@@ -110,6 +112,10 @@ const commands = {
   },
   insert: ({ paragraph, at, text: s }) => { textOf(paragraph).insert(at, s); return { ok: true } },
   delete: ({ paragraph, at, len }) => { textOf(paragraph).delete(at, len); return { ok: true } },
+  suggest_insert: ({ paragraph, at, text: s, author }) => {
+    textOf(paragraph).insert(at, s, { insertion: { author, time: Date.now() } })
+    return { ok: true }
+  },
   read: () => ({ paragraphs: paragraphs(), text: text() }),
   wait_text: async ({ text: expected, timeout_ms: t = 10000 }) => {
     const ok = await waitFor(() => text() === expected, t, (l) => doc.on('update', l), (l) => doc.off('update', l))

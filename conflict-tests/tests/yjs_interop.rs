@@ -53,13 +53,13 @@ struct JsClient {
 }
 
 impl JsClient {
-    async fn spawn(server: &TestServer, doc: Uuid, user: &TestUser) -> Self {
+    async fn spawn(server: &TestServer, doc: Uuid, token: &str) -> Self {
         npm_ci();
         let mut child = Command::new("node")
             .arg(js_dir().join("yjs-client.mjs"))
             .args(["--url", &format!("ws://{}/yjs", server.addr)])
             .args(["--doc", &doc.to_string()])
-            .args(["--token", &user.access_token])
+            .args(["--token", token])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .kill_on_drop(true)
@@ -119,7 +119,11 @@ impl JsClient {
     }
 
     async fn synced(server: &TestServer, doc: Uuid, user: &TestUser) -> Self {
-        let mut c = Self::spawn(server, doc, user).await;
+        Self::synced_with(server, doc, &user.access_token).await
+    }
+
+    async fn synced_with(server: &TestServer, doc: Uuid, token: &str) -> Self {
+        let mut c = Self::spawn(server, doc, token).await;
         let answer = c
             .call(json!({"cmd": "wait_synced", "timeout_ms": 20000}))
             .await;
@@ -318,4 +322,64 @@ async fn stock_yjs_clients_and_a_native_replica_converge_and_a_viewer_is_refused
     let first_paragraph = converged.split('\n').next().unwrap_or_default();
     assert!(after.starts_with(first_paragraph), "{after}");
     js.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_review_link_lets_a_stock_client_suggest_but_not_edit() {
+    let server = TestServer::start().await;
+    let users = server.seed_org("Acme", &[OrgRole::Owner]).await;
+    let owner = &users[0];
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rust = online(&server, owner, &dir.path().join("owner.db"));
+    rust.wait_synced(WAIT).await.expect("synced");
+    let note = rust
+        .create("notes", [("title", FieldValue::String("Offer".into()))])
+        .expect("create the note");
+    replica_edit(&rust, note, |b| b.insert_paragraph(0, "Pay in 30 days"));
+    rust.wait_synced(WAIT).await.expect("synced");
+
+    let (status, link) = server
+        .api(
+            reqwest::Method::POST,
+            &format!("/v1/documents/{note}/review-links"),
+            &owner.access_token,
+            Some(json!({ "name": "Counsel" })),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{link}");
+    let token = link["token"].as_str().expect("token");
+    let reviewer = link["reviewer_id"].as_str().expect("reviewer id");
+
+    // The reviewer's stock editor suggests an insertion: the owner's replica shows it as the
+    // reviewer's suggestion.
+    let mut js = JsClient::synced_with(&server, note, token).await;
+    assert_eq!(js.text().await, "Pay in 30 days");
+    js.call(json!({"cmd": "suggest_insert", "paragraph": 0, "at": 7, "text": "within ", "author": reviewer}))
+        .await;
+    let deadline = Instant::now() + WAIT;
+    while replica_text(&rust, note) != "Pay in within 30 days" {
+        assert!(Instant::now() < deadline, "the suggestion never arrived");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let found = rust
+        .write(|c| c.note_body(note).suggestions())
+        .expect("suggestions");
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].mark.author.to_string(), reviewer);
+
+    // A real deletion is refused: the stock client is told, and the replica never sees it.
+    js.call(json!({"cmd": "delete", "paragraph": 0, "at": 0, "len": 4}))
+        .await;
+    let denied = js.event("permission_denied").await;
+    assert!(
+        denied["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("forbidden")),
+        "{denied}"
+    );
+    assert_eq!(js.event("closed").await["code"], 4403);
+    js.close().await;
+    rust.wait_synced(WAIT).await.expect("synced");
+    assert_eq!(replica_text(&rust, note), "Pay in within 30 days");
+    assert_eq!(stored_text(&server, note).await, "Pay in within 30 days");
 }
