@@ -71,8 +71,18 @@ pub fn router(state: AppState) -> Router {
         .merge(authz::routes::routes())
         .merge(crate::revisions::routes())
         .layer(middleware::from_fn(correlation_id))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
+}
+
+/// The span of one HTTP request: method and path only. The query is left out because the
+/// y-websocket convention puts the access token there (`/yjs/{doc_id}?token=...`).
+fn request_span(request: &Request) -> tracing::Span {
+    tracing::debug_span!(
+        "http",
+        method = %request.method(),
+        path = %request.uri().path(),
+    )
 }
 
 /// Takes the request's `X-Correlation-Id` (or makes one), exposes it to error responses and

@@ -451,3 +451,36 @@ async fn presence_is_relayed_between_readers_and_not_to_others() {
         }
     ));
 }
+
+#[tokio::test]
+async fn an_update_that_adds_nothing_is_acknowledged_but_not_stored() {
+    let server = TestServer::start().await;
+    let users = server.seed_org("Acme", &[OrgRole::Owner]).await;
+    let mut owner = Pusher::connect(&server, &users[0]).await;
+    let note = owner.create_note("Echo").await;
+    let editor = TextReplica::new();
+    assert_acked(
+        owner
+            .push(note, "note_bodies", editor.push_paragraph("Once"))
+            .await,
+    );
+    let stored = || async {
+        let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM text_updates WHERE doc_id = $1")
+            .bind(note)
+            .fetch_one(&server.db)
+            .await
+            .expect("count");
+        n
+    };
+    assert_eq!(stored().await, 1);
+    // An editor re-sending its whole state (as Yjs does on reconnect) changes nothing.
+    assert_acked(owner.push(note, "note_bodies", editor.state()).await);
+    assert_eq!(stored().await, 1, "nothing new is appended");
+    assert_acked(
+        owner
+            .push(note, "note_bodies", editor.insert(0, 4, " more"))
+            .await,
+    );
+    assert_eq!(stored().await, 2);
+    assert_eq!(plain_text(&server, note).await, "Once more");
+}

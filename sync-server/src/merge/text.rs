@@ -102,6 +102,7 @@ impl TextDocs {
         }
         // Judged on a scratch copy above, so this integrates; a panic here would leave the copy
         // half-changed, hence the whole push fails (and is retried by the client).
+        let before = working.doc.transact().snapshot();
         let applied = catch_unwind(AssertUnwindSafe(|| {
             let update = Update::decode_v1(&m.payload).map_err(|e| e.to_string())?;
             working
@@ -119,7 +120,11 @@ impl TextDocs {
             }
             Err(_) => return Err(sqlx::Error::Protocol("accepted update panicked yrs".into())),
         }
-        working.accepted.push(m.payload.to_vec());
+        // An update that adds nothing (a re-sent edit, an editor's echo) is acknowledged and
+        // logged like any other but not appended to the document's stored updates.
+        if working.doc.transact().snapshot() != before {
+            working.accepted.push(m.payload.to_vec());
+        }
         Ok(Ok(()))
     }
 
