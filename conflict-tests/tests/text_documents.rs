@@ -205,9 +205,9 @@ async fn presence_is_relayed_between_replicas() {
     synced(&b).await;
     let mut events = b.events();
 
-    // Rooms are joined by announcing oneself: a first, then b, who then hears of a.
+    // Rooms are joined by announcing oneself. b hears of a in either order: joining after a, b
+    // receives the room's states; joining first, b receives a's announcement.
     assert!(a.write(|c| c.send_awareness(id, awareness(7, 1, r#"{"user":"a"}"#))));
-    tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(b.write(|c| c.send_awareness(id, awareness(8, 1, r#"{"user":"b"}"#))));
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {

@@ -50,8 +50,8 @@ impl AppState {
             keys: Arc::new(keys),
             hub: ChangeHub::default(),
             acl: AclCache::default(),
-            docs: crate::merge::cache::DocCache::default(),
-            texts: crate::text::cache::TextCache::default(),
+            docs: crate::merge::cache::DocCache::with_capacity(crate::merge::cache::CAPACITY),
+            texts: crate::text::cache::TextCache::with_capacity(crate::text::cache::CAPACITY),
             awareness: crate::awareness::AwarenessRelay::default(),
             faults: Arc::default(),
         }

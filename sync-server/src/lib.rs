@@ -25,6 +25,7 @@ pub mod awareness;
 pub mod cluster;
 pub mod config;
 pub mod db;
+pub mod doc_cache;
 pub mod embedded_pg;
 pub mod error;
 pub mod faults;
