@@ -61,8 +61,9 @@ fn replica_survives_reopen_and_pushes_its_outbox_on_connect() {
             (1, "tasks"),
             (2, "notes"),
             (3, "documents"),
-            (4, "note_bodies"),
-            (5, "document_bodies")
+            (4, "contacts"),
+            (5, "note_bodies"),
+            (6, "document_bodies")
         ]
     );
     let push = 1 + subscribed.len();

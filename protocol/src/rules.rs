@@ -25,7 +25,7 @@ use uuid::Uuid;
 
 use crate::codes::ErrorCode;
 use crate::record::{FieldValue, Record, RecordError};
-use crate::schema::{CollectionSchema, DOCUMENTS, NOTES, TASKS};
+use crate::schema::{CONTACTS, CollectionSchema, DOCUMENTS, NOTES, TASKS};
 
 /// A user's role in an organization, from least to most privileged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -246,8 +246,33 @@ pub const DOCUMENT_RULES: CollectionRules = CollectionRules {
     ],
 };
 
+/// Contacts: editors edit every field; deleting is for owners.
+pub const CONTACT_RULES: CollectionRules = CollectionRules {
+    collection: CONTACTS.name,
+    read: Relation::Viewer,
+    create: OrgRole::Member,
+    fields: &[
+        FieldRule::at_least("type", Relation::Editor),
+        FieldRule::at_least("status", Relation::Editor),
+        FieldRule::at_least("first_name", Relation::Editor),
+        FieldRule::at_least("last_name", Relation::Editor),
+        FieldRule::at_least("email", Relation::Editor),
+        FieldRule::at_least("phone", Relation::Editor),
+        FieldRule::at_least("company", Relation::Editor),
+        FieldRule::at_least("source", Relation::Editor),
+        FieldRule::at_least("assigned_to", Relation::Editor),
+        FieldRule::at_least("custom_fields", Relation::Editor),
+        FieldRule::at_least("deleted_at", Relation::Owner),
+    ],
+};
+
 /// The rules of every synced collection.
-pub const RULES: &[&CollectionRules] = &[&TASK_RULES, &NOTE_RULES, &DOCUMENT_RULES];
+pub const RULES: &[&CollectionRules] = &[
+    &TASK_RULES,
+    &NOTE_RULES,
+    &DOCUMENT_RULES,
+    &CONTACT_RULES,
+];
 
 /// A collection with no rules here grants nothing: no reads or writes below `Owner`, creation
 /// only by org owners. Every collection of [`crate::schema::COLLECTIONS`] has rules (tested).

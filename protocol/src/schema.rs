@@ -170,8 +170,42 @@ pub const DOCUMENTS: CollectionSchema = CollectionSchema {
     ],
 };
 
+/// Kinds of contact.
+pub const CONTACT_TYPES: &[&str] = &["lead", "client", "vendor", "partner"];
+/// Whether a contact is worked with: `active`, `inactive` (kept, not currently worked with) or
+/// `archived` (kept for history only). Archiving is not deleting: `deleted_at` is the trash.
+pub const CONTACT_STATUSES: &[&str] = &["active", "inactive", "archived"];
+
+/// Contacts: people and companies an org works with.
+///
+/// Custom fields are one JSON-object string (`custom_fields`, e.g. `{"industry":"retail"}`),
+/// written as a whole (last writer wins): a per-key automerge map would merge concurrent edits of
+/// different keys, but needs a new field type in every reader (client SQLite rows, rules,
+/// materialization); the string keeps contacts on the existing field types.
+pub const CONTACTS: CollectionSchema = CollectionSchema {
+    name: "contacts",
+    table: "contacts",
+    fields: &[
+        // `type` is an SQL keyword, hence the column name.
+        FieldDef::client("type", FieldType::Enum(CONTACT_TYPES), true).column("contact_type"),
+        FieldDef::client("status", FieldType::Enum(CONTACT_STATUSES), true),
+        FieldDef::client("first_name", FieldType::String { max_len: 200 }, false),
+        FieldDef::client("last_name", FieldType::String { max_len: 200 }, false),
+        FieldDef::client("email", FieldType::String { max_len: 320 }, false),
+        FieldDef::client("phone", FieldType::String { max_len: 50 }, false),
+        FieldDef::client("company", FieldType::String { max_len: 200 }, false),
+        FieldDef::client("source", FieldType::String { max_len: 200 }, false),
+        FieldDef::client("assigned_to", FieldType::Ref("users"), false),
+        FieldDef::client("custom_fields", FieldType::String { max_len: 20_000 }, false),
+        FieldDef::client("deleted_at", FieldType::Timestamp, false),
+        FieldDef::server("created_by", FieldType::Ref("users")),
+        FieldDef::server("created_at", FieldType::Timestamp),
+        FieldDef::server("updated_at", FieldType::Timestamp),
+    ],
+};
+
 /// Every synced record collection.
-pub const COLLECTIONS: &[&CollectionSchema] = &[&TASKS, &NOTES, &DOCUMENTS];
+pub const COLLECTIONS: &[&CollectionSchema] = &[&TASKS, &NOTES, &DOCUMENTS, &CONTACTS];
 
 /// A collection of text documents (Yjs, see [`crate::text`]): the rich-text body of each record
 /// of its `parent` collection. A body has the id of its record, its readers and writers are the

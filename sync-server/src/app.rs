@@ -70,6 +70,7 @@ pub fn router(state: AppState) -> Router {
         .merge(auth::routes())
         .merge(authz::routes::routes())
         .merge(crate::revisions::routes())
+        .merge(crate::rest::routes())
         .layer(middleware::from_fn(correlation_id))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)

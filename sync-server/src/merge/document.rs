@@ -45,6 +45,18 @@ fn not_accessible() -> Refusal {
     refuse(ErrorCode::Forbidden, "document not found or not accessible")
 }
 
+/// What a server-authored change can be built on (see [`WorkingDocs::current`]).
+pub enum Current {
+    /// No such document yet; the caller may create it (it is reserved for this transaction).
+    New,
+    /// The stored document, which the caller may at least read.
+    Existing(Box<Automerge>),
+    /// Another org's, another collection's, or one the caller may not read.
+    Inaccessible,
+    /// No such document, and the caller's org role may not create one of this collection.
+    MayNotCreate,
+}
+
 enum Slot {
     /// A document the pusher may at least read, existing or reserved for creation.
     Own(Box<WorkingDoc>),
@@ -149,6 +161,33 @@ impl WorkingDocs {
             working.dirty = true;
         }
         Ok(Ok(()))
+    }
+
+    /// Loads (and locks) `doc_id` for a change the server authors on behalf of `pusher`, and
+    /// says what the server may build the change on: see [`Current`]. A reservation made here for
+    /// a document that is then not written is released by [`Self::store`].
+    pub async fn current(
+        &mut self,
+        tx: &mut Tx<'_>,
+        cache: &DocCache,
+        pusher: Pusher,
+        acl: &OrgAcl,
+        doc_id: Uuid,
+        schema: &'static CollectionSchema,
+    ) -> Result<Current, sqlx::Error> {
+        let slot = match self.docs.entry(doc_id) {
+            Entry::Occupied(slot) => slot.into_mut(),
+            Entry::Vacant(vacant) => {
+                vacant.insert(load(tx, cache, pusher, acl, doc_id, schema).await?)
+            }
+        };
+        Ok(match slot {
+            Slot::Inaccessible { reserved: true } => Current::MayNotCreate,
+            Slot::Inaccessible { reserved: false } => Current::Inaccessible,
+            Slot::Own(w) if w.schema.name != schema.name => Current::Inaccessible,
+            Slot::Own(w) if w.reserved && w.record.is_none() => Current::New,
+            Slot::Own(w) => Current::Existing(Box::new(w.doc.clone())),
+        })
     }
 
     /// Whether this push loaded or created `doc_id` and it holds a valid record (a record

@@ -17,6 +17,7 @@
 pub mod cache;
 mod dependencies;
 mod document;
+pub mod server;
 mod text;
 mod untrusted;
 
@@ -33,7 +34,8 @@ use crate::error::ServerError;
 use crate::hub::{CommittedBatch, CommittedChange};
 use crate::store::progress::{self, PastOutcome};
 use crate::store::{Tx, change_log};
-use document::{Refusal, WorkingDocs};
+pub use document::Refusal;
+use document::WorkingDocs;
 use text::TextDocs;
 pub use untrusted::{MAX_INFLATED_CHANGE_BYTES, PANIC_REFUSAL};
 
