@@ -71,6 +71,7 @@ pub fn router(state: AppState) -> Router {
         .merge(authz::routes::routes())
         .merge(crate::revisions::routes())
         .merge(crate::rest::routes())
+        .route(crate::rest::openapi::PATH, get(crate::rest::openapi::serve))
         .layer(middleware::from_fn(correlation_id))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
