@@ -117,6 +117,14 @@ pub fn check_value(def: &FieldDef, value: &FieldValue) -> Result<(), RecordError
                     format!("longer than {max_len} characters"),
                 ));
             }
+            // Postgres text cannot hold NUL: such a value could never be materialized.
+            if s.contains('\0') {
+                return Err(RecordError::new(
+                    ErrorCode::InvalidFieldValue,
+                    def.name,
+                    "must not contain NUL characters",
+                ));
+            }
             if def.required && s.trim().is_empty() {
                 return Err(RecordError::new(
                     ErrorCode::MissingRequiredField,

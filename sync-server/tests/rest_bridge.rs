@@ -371,6 +371,22 @@ async fn bad_input_gets_envelopes_with_field_details_never_a_500() {
             Some("depends_on"),
         ),
         (
+            Method::PATCH,
+            path.clone(),
+            Some(json!({"title": "nul\u{0}byte"})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field_value",
+            Some("title"),
+        ),
+        (
+            Method::GET,
+            "/api/v1/tasks?search=%00".into(),
+            None,
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+            None,
+        ),
+        (
             Method::GET,
             "/api/v1/widgets".into(),
             None,
@@ -583,6 +599,15 @@ async fn guests_read_only_what_is_shared_and_write_by_their_relation() {
     );
     let (_, got) = call(&server, Method::GET, &shared_path, &owner, None).await;
     assert_eq!(got["title"], "shared");
+    // Deleting a record already in the trash is refused to those who may not delete either.
+    let (status, _) = call(&server, Method::DELETE, &shared_path, &owner, None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, body) = call(&server, Method::DELETE, &shared_path, &guest, None).await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::FORBIDDEN, "field_forbidden"),
+        "{body}"
+    );
 }
 
 #[tokio::test]

@@ -132,6 +132,7 @@ pub fn parse(
             },
             "sort" => sort_text = Some(value.clone()),
             "cursor" => cursor_text = Some(value.clone()),
+            "search" if value.contains('\0') => bad(name, "must not contain NUL characters".into()),
             "search" if !value.trim().is_empty() => search = Some(value.trim().to_owned()),
             "search" => {}
             "filter[deleted]" => match value.as_str() {

@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 use syncline_protocol::ErrorCode;
 use syncline_protocol::record::FieldValue;
+use syncline_protocol::rules::{self, Relation, WriteRule};
 use syncline_protocol::schema::{self, CollectionSchema};
 use uuid::Uuid;
 
@@ -80,6 +81,8 @@ pub async fn delete(
     let id = parse_id(&id)?;
     let record = readable_record(&state, &caller, schema, id).await?;
     if record.get("deleted_at").is_some_and(|v| !v.is_null()) {
+        // Nothing to write, but only those who may delete learn that it worked.
+        may_delete(&state, &caller, schema, &record).await?;
         return Ok(StatusCode::NO_CONTENT);
     }
     let now = chrono::Utc::now().timestamp_millis();
@@ -110,6 +113,42 @@ pub async fn restore(
     let fields = [("deleted_at", None)];
     write(&state, &caller, schema, id, WriteKind::Update, &fields).await?;
     Ok(Json(readable_record(&state, &caller, schema, id).await?))
+}
+
+/// Refuses (403 `field_forbidden`) a caller whose relation may not write `deleted_at` of
+/// `record` (as the merge judges it: the creator owns what they created).
+async fn may_delete(
+    state: &AppState,
+    caller: &Caller,
+    schema: &'static CollectionSchema,
+    record: &Map<String, Value>,
+) -> ServerResult<()> {
+    let acl = state.acl.get(&state.db, caller.org_id).await?;
+    let needed = match rules::rules(schema).field("deleted_at").map(|r| r.write) {
+        Some(WriteRule::AtLeast(relation)) => relation,
+        _ => Relation::Owner,
+    };
+    let creator = record.get("created_by").and_then(Value::as_str)
+        == Some(caller.user_id.to_string().as_str());
+    let id = record
+        .get("id")
+        .and_then(Value::as_str)
+        .and_then(|s| Uuid::parse_str(s).ok())
+        .unwrap_or_default();
+    let relation = if creator {
+        Some(Relation::Owner)
+    } else {
+        acl.relation(caller.user_id, id)
+    };
+    if relation.is_some_and(|r| r >= needed) {
+        return Ok(());
+    }
+    let message = format!("writing it needs the {needed} relation");
+    Err(
+        ServerError::new(ErrorCode::FieldForbidden, format!("deleted_at: {message}")).with_details(
+            json!({ "fields": { "deleted_at": format!("field_forbidden: {message}") } }),
+        ),
+    )
 }
 
 async fn write(
