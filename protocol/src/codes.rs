@@ -66,6 +66,10 @@ pub enum ErrorCode {
     InvalidTransition,
     /// The record is final (a signed document) and no longer changes.
     ImmutableRecord,
+    /// Too many requests from one user or API key; retry after the `Retry-After` seconds.
+    RateLimited,
+    /// An `Idempotency-Key` was sent again with a different request (method, path or body).
+    IdempotencyKeyReused,
 }
 
 impl ErrorCode {
@@ -101,6 +105,8 @@ impl ErrorCode {
             Self::DependencyCycle => "dependency_cycle",
             Self::InvalidTransition => "invalid_transition",
             Self::ImmutableRecord => "immutable_record",
+            Self::RateLimited => "rate_limited",
+            Self::IdempotencyKeyReused => "idempotency_key_reused",
         }
     }
 }

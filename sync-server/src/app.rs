@@ -35,6 +35,8 @@ pub struct AppState {
     pub awareness: crate::awareness::AwarenessRelay,
     /// Injected faults (conflict-tests only; see `faults`).
     pub faults: Arc<crate::faults::Faults>,
+    /// Per-user and per-API-key quotas of the REST bridge (see `rest::rate_limit`).
+    pub rate_limits: crate::rest::rate_limit::RateLimits,
 }
 
 impl std::fmt::Debug for AppState {
@@ -54,6 +56,7 @@ impl AppState {
             texts: crate::text::cache::TextCache::with_capacity(crate::text::cache::CAPACITY),
             awareness: crate::awareness::AwarenessRelay::default(),
             faults: Arc::default(),
+            rate_limits: crate::rest::rate_limit::RateLimits::default(),
         }
     }
 }
@@ -72,6 +75,11 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::revisions::routes())
         .merge(crate::rest::routes())
         .route(crate::rest::openapi::PATH, get(crate::rest::openapi::serve))
+        .merge(crate::rest::api_keys::routes())
+        // REST bridge guards, outermost last: authenticate, rate-limit, then idempotency.
+        .layer(middleware::from_fn_with_state(state.clone(), crate::rest::idempotency::layer))
+        .layer(middleware::from_fn_with_state(state.clone(), crate::rest::rate_limit::layer))
+        .layer(middleware::from_fn_with_state(state.clone(), crate::rest::principal::layer))
         .layer(middleware::from_fn(correlation_id))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)

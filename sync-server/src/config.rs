@@ -8,6 +8,7 @@
 //! | `SYNCLINE_JWT_SECRET` | unset: a random secret kept in `<data dir>/jwt-secret` (mode 0600) |
 //! | `SYNCLINE_ACCESS_TOKEN_TTL_SECS` | `900` |
 //! | `SYNCLINE_REFRESH_TOKEN_TTL_SECS` | `2592000` (30 days) |
+//! | `SYNCLINE_RATE_LIMIT_PER_MINUTE` | `600` (REST bridge requests per user or API key) |
 //!
 //! Empty values count as unset, so `DATABASE_URL=` in a compose file means "embedded".
 //! Parsing ([`Config::from_lookup`]) touches nothing; the generated JWT secret is read or
@@ -70,6 +71,8 @@ pub struct Config {
     pub jwt_secret_env: Option<String>,
     pub access_token_ttl: Duration,
     pub refresh_token_ttl: Duration,
+    /// REST bridge requests a minute per user and per API key (see `rest::rate_limit`).
+    pub rate_limit_per_minute: u32,
 }
 
 impl std::fmt::Debug for Config {
@@ -85,6 +88,7 @@ impl std::fmt::Debug for Config {
             )
             .field("access_token_ttl", &self.access_token_ttl)
             .field("refresh_token_ttl", &self.refresh_token_ttl)
+            .field("rate_limit_per_minute", &self.rate_limit_per_minute)
             .finish()
     }
 }
@@ -147,6 +151,7 @@ impl Config {
                 get("SYNCLINE_REFRESH_TOKEN_TTL_SECS"),
                 DEFAULT_REFRESH_TOKEN_TTL_SECS,
             )?,
+            rate_limit_per_minute: rate_limit(get("SYNCLINE_RATE_LIMIT_PER_MINUTE"))?,
         })
     }
 
@@ -176,6 +181,20 @@ fn ttl(var: &'static str, value: Option<String>, default: u64) -> Result<Duratio
             var,
             value,
             reason: "expected a positive number of seconds (at most 100 years)".into(),
+        }),
+    }
+}
+
+fn rate_limit(value: Option<String>) -> Result<u32, ConfigError> {
+    let Some(value) = value else {
+        return Ok(crate::rest::rate_limit::DEFAULT_PER_MINUTE);
+    };
+    match value.trim().parse::<u32>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(ConfigError::Invalid {
+            var: "SYNCLINE_RATE_LIMIT_PER_MINUTE",
+            value,
+            reason: "expected a positive number of requests".into(),
         }),
     }
 }
@@ -248,6 +267,7 @@ mod tests {
         assert_eq!(c.jwt_secret_env, None);
         assert_eq!(c.access_token_ttl, Duration::from_secs(900));
         assert_eq!(c.refresh_token_ttl, Duration::from_secs(30 * 24 * 3600));
+        assert_eq!(c.rate_limit_per_minute, 600);
     }
 
     #[test]
@@ -259,6 +279,7 @@ mod tests {
             ("SYNCLINE_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
             ("SYNCLINE_ACCESS_TOKEN_TTL_SECS", "60"),
             ("SYNCLINE_REFRESH_TOKEN_TTL_SECS", " 3600 "),
+            ("SYNCLINE_RATE_LIMIT_PER_MINUTE", "5"),
         ])
         .expect("parse");
         assert_eq!(c.bind, "0.0.0.0:9000".parse().expect("addr"));
@@ -266,6 +287,7 @@ mod tests {
         assert_eq!(c.data_dir, PathBuf::from("/var/lib/syncline"));
         assert_eq!(c.access_token_ttl, Duration::from_secs(60));
         assert_eq!(c.refresh_token_ttl, Duration::from_secs(3600));
+        assert_eq!(c.rate_limit_per_minute, 5);
         assert_eq!(
             c.jwt_secret().expect("secret"),
             b"0123456789abcdef0123456789abcdef"
@@ -291,6 +313,7 @@ mod tests {
             ("SYNCLINE_ACCESS_TOKEN_TTL_SECS", "0"),
             ("SYNCLINE_ACCESS_TOKEN_TTL_SECS", "15m"),
             ("SYNCLINE_REFRESH_TOKEN_TTL_SECS", "-5"),
+            ("SYNCLINE_RATE_LIMIT_PER_MINUTE", "0"),
             ("SYNCLINE_JWT_SECRET", "too-short"),
         ];
         for (var, value) in cases {

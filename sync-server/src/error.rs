@@ -66,7 +66,9 @@ impl ServerError {
             | ErrorCode::UnknownField
             | ErrorCode::ServerOwnedField
             | ErrorCode::DependencyCycle
-            | ErrorCode::InvalidTransition => StatusCode::UNPROCESSABLE_ENTITY,
+            | ErrorCode::InvalidTransition
+            | ErrorCode::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::ImmutableRecord => StatusCode::CONFLICT,
             _ => StatusCode::BAD_REQUEST,
         }

@@ -6,13 +6,18 @@
 //! changes the server authors on the caller's behalf ([`crate::merge::server`]).
 
 pub mod access;
+pub mod api_keys;
+mod api_keys_store;
 pub mod body;
+pub mod idempotency;
 pub mod list;
 mod list_query;
 pub mod openapi;
 mod openapi_collections;
 mod openapi_params;
 mod openapi_routes;
+pub mod principal;
+pub mod rate_limit;
 pub mod read;
 pub mod records;
 pub mod write;
