@@ -135,6 +135,25 @@ async fn tasks_and_contacts_are_created_read_patched_deleted_and_restored() {
         (status, error_code(&err)),
         (StatusCode::CONFLICT, "conflict")
     );
+    // So is an id taken by a record of another collection.
+    let note = json!({"title": "A note"});
+    let (status, note) = call(&server, Method::POST, "/api/v1/notes", &owner, Some(note)).await;
+    assert_eq!(status, StatusCode::CREATED, "{note}");
+    let body = json!({"id": note["id"], "title": "Twin", "status": "todo"});
+    let (status, err) = call(&server, Method::POST, "/api/v1/tasks", &owner, Some(body)).await;
+    assert_eq!(
+        (status, error_code(&err)),
+        (StatusCode::CONFLICT, "conflict")
+    );
+    let note_as_task = format!("/api/v1/tasks/{}", note["id"].as_str().unwrap_or_default());
+    let (status, _) = call(&server, Method::GET, &note_as_task, &owner, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "a note is not a task");
+    let leads = "/api/v1/contacts?filter[type]=lead&search=lovelace";
+    let (_, found) = call(&server, Method::GET, leads, &owner, None).await;
+    assert_eq!(found["data"][0]["first_name"], "Ada", "{found}");
+    let vendors = "/api/v1/contacts?filter[type]=vendor";
+    let (_, none) = call(&server, Method::GET, vendors, &owner, None).await;
+    assert_eq!(none["meta"]["total"], 0);
 }
 
 #[tokio::test]

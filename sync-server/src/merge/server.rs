@@ -113,7 +113,9 @@ async fn try_write(
     let base = match (current, write.kind) {
         (Current::Existing(doc), WriteKind::Update) => *doc,
         (Current::New, WriteKind::Create) => Automerge::new(),
-        (Current::Existing(_), WriteKind::Create) => {
+        // Ids are unique across orgs and collections: an id taken anywhere is a conflict (which
+        // reveals no more than that a random UUID is in use).
+        (Current::Existing(_) | Current::Inaccessible, WriteKind::Create) => {
             return Ok(Err(refuse(
                 ErrorCode::Conflict,
                 "a document with this id already exists",
