@@ -1,7 +1,7 @@
 //! Who calls the REST bridge and what they may read.
 //!
-//! [`Caller`] is the one place that authenticates a REST request; it takes the bearer JWT today
-//! and is the swap point for API keys (their scopes are checked by [`Caller::require`]). Reads
+//! [`Caller`] is the one place that authenticates a REST request: a user's bearer JWT or an API
+//! key ([`super::principal::Principal`]; a key's scopes are checked by [`Caller::require`]). Reads
 //! are filtered by the same authorization model as sync: org members read every record through
 //! their role, guests only what is shared with them.
 
@@ -14,23 +14,26 @@ use syncline_protocol::rules::{self, Relation};
 use syncline_protocol::schema::{self, CollectionSchema};
 use uuid::Uuid;
 
+use super::principal::{Access, Principal};
 use crate::AppState;
-use crate::auth::bearer::Bearer;
 use crate::authz::model::{OrgAcl, role_relation};
 use crate::error::ServerError;
 
 /// The authenticated caller of a REST request.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Caller {
     pub user_id: Uuid,
     pub org_id: Uuid,
+    /// How the caller authenticated (an API key acts as its user, narrowed by its scopes).
+    pub principal: Principal,
 }
 
 impl Caller {
     /// Whether the credential allows reading (or writing) `collection` at all; a user's own
     /// token allows every collection (their relation decides per record).
-    pub fn require(&self, _collection: &str, _write: bool) -> Result<(), ServerError> {
-        Ok(())
+    pub fn require(&self, collection: &str, write: bool) -> Result<(), ServerError> {
+        let access = if write { Access::Write } else { Access::Read };
+        self.principal.require(collection, access)
     }
 }
 
@@ -41,10 +44,11 @@ impl FromRequestParts<AppState> for Caller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let Bearer(session) = Bearer::from_request_parts(parts, state).await?;
+        let principal = Principal::from_request_parts(parts, state).await?;
         Ok(Self {
-            user_id: session.user_id,
-            org_id: session.org_id,
+            user_id: principal.user_id,
+            org_id: principal.org_id,
+            principal,
         })
     }
 }
