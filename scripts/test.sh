@@ -59,6 +59,7 @@ if ! have_pg_server; then
     apt_install postgresql
 fi
 bash scripts/npm-ci.sh # Node.js + the y-websocket harness of conflict-tests/tests/yjs_interop.rs
+bash scripts/schemathesis.sh # Schemathesis (PyPI) for sync-server/tests/schemathesis.rs
 echo "cargo target dir: $CARGO_TARGET_DIR"
 
 step "cargo fmt --all --check"

@@ -36,7 +36,21 @@ fn document_is_openapi_3_1_with_the_shared_rules() {
         doc["components"]["securitySchemes"][openapi::BEARER]["scheme"],
         "bearer"
     );
+    assert_eq!(
+        doc["components"]["securitySchemes"][openapi::API_KEY]["name"],
+        "X-API-Key"
+    );
     let paths = doc["paths"].as_object().expect("paths");
+    for path in [
+        "/api/v1/trash/{id}/restore",
+        "/api/v1/api-keys",
+        "/api/v1/api-keys/{id}",
+        "/auth/login",
+        "/v1/documents/{id}/revisions",
+        "/v1/documents/{id}/redline",
+    ] {
+        assert!(paths.contains_key(path), "{path} is not documented");
+    }
     for collection in ["tasks", "contacts"] {
         let list = &paths[&format!("/api/v1/{collection}")]["get"];
         let names: Vec<&str> = list["parameters"]
@@ -57,6 +71,7 @@ fn document_is_openapi_3_1_with_the_shared_rules() {
                 .any(|p| p["name"] == "Idempotency-Key"),
             "{collection}: POST has no Idempotency-Key"
         );
+        assert!(list["responses"]["429"]["headers"]["Retry-After"].is_object());
         let ok = &list["responses"]["200"];
         assert!(ok["headers"]["X-RateLimit-Limit"].is_object());
         assert!(ok["headers"]["X-RateLimit-Remaining"].is_object());

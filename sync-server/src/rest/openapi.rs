@@ -21,18 +21,23 @@ use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn};
 use utoipa::openapi::response::{Response as OaResponse, ResponseBuilder};
 use utoipa::openapi::schema::{ObjectBuilder, Type};
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::security::{
+    ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityRequirement, SecurityScheme,
+};
 use utoipa::openapi::{ContentBuilder, OpenApi as OpenApiDoc, RefOr, Required};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::openapi_collections::Collections;
+use super::openapi_keys::ApiKeys;
+use super::openapi_revisions::Revisions;
 use super::openapi_routes::Routes;
 
 /// Path of the served document.
 pub const PATH: &str = "/api/v1/openapi.json";
 
-/// Name of the security scheme in `components.securitySchemes`.
+/// Names of the security schemes in `components.securitySchemes`.
 pub const BEARER: &str = "bearer";
+pub const API_KEY: &str = "apiKey";
 
 /// `{"error": {...}}`: the body of every failed request.
 #[derive(Debug, serde::Serialize, ToSchema)]
@@ -46,7 +51,8 @@ pub struct ErrorEnvelope {
 #[serde(rename_all = "camelCase")]
 pub struct ErrorBody {
     /// Stable code, e.g. `invalid_input`, `unauthenticated`, `forbidden`, `not_found`,
-    /// `conflict`, `too_large`, `rate_limited`, `internal` (docs/rest.md lists them).
+    /// `conflict`, `too_large`, `rate_limited`, `idempotency_key_reused`, `internal`
+    /// (docs/rest.md lists them).
     #[schema(examples("invalid_input"))]
     pub code: String,
     pub message: String,
@@ -70,7 +76,7 @@ pub struct ErrorBody {
         license(name = "Apache-2.0"),
     ),
     components(schemas(ErrorEnvelope, ErrorBody)),
-    modifiers(&Routes, &Collections, &Conventions),
+    modifiers(&Routes, &Collections, &ApiKeys, &Revisions, &Conventions),
 )]
 struct ApiDoc;
 
@@ -114,15 +120,25 @@ impl Modify for Conventions {
                     .bearer_format("JWT or API key")
                     .description(Some(
                         "`Authorization: Bearer <token>`: a user's access token (a JWT from \
-                         `/auth/login`) or an API key (`sk_...`, from `POST /api/v1/api-keys`).",
+                         `/auth/login`) or an API key (`sk_live_...`, from `POST /api/v1/api-keys`).",
                     ))
                     .build(),
             ),
         );
-        openapi.security = Some(vec![utoipa::openapi::security::SecurityRequirement::new(
-            BEARER,
-            Vec::<String>::new(),
-        )]);
+        components.add_security_scheme(
+            API_KEY,
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-API-Key",
+                "An API key in its own header, instead of `Authorization: Bearer`.",
+            ))),
+        );
+        // Either scheme (a list of requirements is a choice).
+        openapi.security = Some(
+            [BEARER, API_KEY]
+                .into_iter()
+                .map(|name| SecurityRequirement::new(name, Vec::<String>::new()))
+                .collect(),
+        );
         for (path, item) in openapi.paths.paths.iter_mut() {
             let bridge = path.starts_with("/api/v1/") && path != PATH;
             for operation in operations(item) {
@@ -170,6 +186,11 @@ fn apply_conventions(operation: &mut Operation, bridge: bool) {
     // Statuses an operation lists keep their description; any other 4xx/5xx falls under the
     // ranges, so every error response is documented with the envelope.
     let responses = &mut operation.responses.responses;
+    if bridge {
+        responses
+            .entry("429".into())
+            .or_insert_with(|| RefOr::T(error_response("Over the rate limit: retry later.")));
+    }
     for (range, description) in [
         ("4XX", "The request was refused."),
         ("5XX", "The server failed or is unavailable."),

@@ -51,11 +51,10 @@ pub(crate) fn list_params(schema: &CollectionSchema) -> Vec<Parameter> {
                 .description(Some("`true` lists the trash instead of the live records.")),
         );
     for field in schema.fields {
-        let values = ObjectBuilder::new()
-            .schema_type(Type::String)
-            .description(Some(
-                "One value, or several separated by commas (any of them).",
-            ));
+        // Described as one value of the field (several, comma-separated, also work).
+        let values = bound(field).description(Some(
+            "One value, or several separated by commas (any of them).",
+        ));
         filter = filter.property(field.name, values);
         if !matches!(field.ty, FieldType::RefList(_) | FieldType::Bool) {
             for op in ["gte", "gt", "lte", "lt"] {
@@ -115,13 +114,17 @@ pub(crate) fn list_params(schema: &CollectionSchema) -> Vec<Parameter> {
     ]
 }
 
-/// A range filter's bound: one value in the field's JSON form.
+/// One filter value (a range filter's bound, or one of an `in` filter's values) in the
+/// field's JSON form.
 fn bound(field: &FieldDef) -> ObjectBuilder {
     let text = ObjectBuilder::new().schema_type(Type::String);
     match field.ty {
         FieldType::Int => ObjectBuilder::new().schema_type(Type::Integer),
         FieldType::Timestamp => text.format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime))),
-        FieldType::Ref(_) => text.format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid))),
+        FieldType::Ref(_) | FieldType::RefList(_) => {
+            text.format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid)))
+        }
+        FieldType::Bool => text.enum_values(Some(["true", "false"])),
         FieldType::Enum(values) => text.enum_values(Some(values.iter().copied())),
         _ => text,
     }

@@ -31,7 +31,7 @@ use crate::error::{ServerError, ServerResult};
 /// Longest description accepted, in characters.
 pub const MAX_DESCRIPTION: usize = 500;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateBody {
     #[serde(default)]

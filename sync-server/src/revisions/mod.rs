@@ -35,9 +35,9 @@ use crate::AppState;
 use crate::auth::bearer::Bearer;
 use crate::error::{ServerError, ServerResult};
 use access::{Intent, open};
-use store::{Revision, RevisionSummary};
+pub use store::{Revision, RevisionSummary};
 
-pub use create::MAX_DESCRIPTION;
+pub use create::{CreateBody, MAX_DESCRIPTION};
 
 pub fn routes() -> Router<AppState> {
     Router::new()

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use crate::store::Tx;
 
 /// A revision as listed: everything but its content.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RevisionSummary {
     pub number: i32,
     pub author_id: Uuid,
@@ -19,7 +19,7 @@ pub struct RevisionSummary {
 }
 
 /// A whole revision, as one is read.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Revision {
     #[serde(flatten)]
     pub summary: RevisionSummary,
