@@ -77,9 +77,18 @@ pub fn router(state: AppState) -> Router {
         .route(crate::rest::openapi::PATH, get(crate::rest::openapi::serve))
         .merge(crate::rest::api_keys::routes())
         // REST bridge guards, outermost last: authenticate, rate-limit, then idempotency.
-        .layer(middleware::from_fn_with_state(state.clone(), crate::rest::idempotency::layer))
-        .layer(middleware::from_fn_with_state(state.clone(), crate::rest::rate_limit::layer))
-        .layer(middleware::from_fn_with_state(state.clone(), crate::rest::principal::layer))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::rest::idempotency::layer,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::rest::rate_limit::layer,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::rest::principal::layer,
+        ))
         .layer(middleware::from_fn(correlation_id))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)

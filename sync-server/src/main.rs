@@ -80,7 +80,9 @@ async fn serve_until_shutdown(
         .context("connecting to PostgreSQL and running migrations")?;
     let keys = AuthKeys::new(&secret, config.access_token_ttl, config.refresh_token_ttl);
     let state = AppState::new(pool.clone(), keys);
-    state.rate_limits.set_per_minute(config.rate_limit_per_minute);
+    state
+        .rate_limits
+        .set_per_minute(config.rate_limit_per_minute);
     // Live changes reach connections of other server processes on the same database.
     let cluster = sync_server::cluster::start(&state)
         .await
