@@ -15,6 +15,7 @@ mod list_query;
 pub mod openapi;
 mod openapi_collections;
 mod openapi_keys;
+mod openapi_orgs;
 mod openapi_params;
 mod openapi_revisions;
 mod openapi_routes;

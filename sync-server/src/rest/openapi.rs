@@ -29,6 +29,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::openapi_collections::Collections;
 use super::openapi_keys::ApiKeys;
+use super::openapi_orgs::Orgs;
 use super::openapi_revisions::Revisions;
 use super::openapi_routes::Routes;
 
@@ -76,7 +77,7 @@ pub struct ErrorBody {
         license(name = "Apache-2.0"),
     ),
     components(schemas(ErrorEnvelope, ErrorBody)),
-    modifiers(&Routes, &Collections, &ApiKeys, &Revisions, &Conventions),
+    modifiers(&Routes, &Collections, &ApiKeys, &Revisions, &Orgs, &Conventions),
 )]
 struct ApiDoc;
 
