@@ -24,9 +24,12 @@ const MAX_NAME_CHARS: usize = 100;
 /// Most scopes on one key (every collection twice, plus the wildcards, fits).
 const MAX_SCOPES: usize = 64;
 
+/// The collection path of API keys (keys are under `{PATH}/{id}`).
+pub const PATH: &str = "/api/v1/api-keys";
+
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/api/v1/api-keys", get(list).post(create))
+        .route(PATH, get(list).post(create))
         .route("/api/v1/api-keys/{id}", delete(revoke))
 }
 

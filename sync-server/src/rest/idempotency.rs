@@ -39,8 +39,11 @@ const KEPT_HEADERS: [HeaderName; 3] = [CONTENT_TYPE, LOCATION, ETAG];
 /// Largest response body kept (REST bridge responses are one record or a page of them).
 const MAX_RESPONSE_BYTES: usize = 8 << 20;
 
-fn applies_to(method: &Method) -> bool {
+/// Whether a request may be made idempotent. Not under `/api/v1/api-keys`: keeping a creation
+/// response would store the plain key, which must exist nowhere but in the first response.
+fn applies_to(method: &Method, path: &str) -> bool {
     matches!(*method, Method::POST | Method::PATCH | Method::DELETE)
+        && !path.starts_with(super::api_keys::PATH)
 }
 
 /// The key of a request, if it has one; 400 when it is not 1-255 visible ASCII characters.
@@ -76,7 +79,7 @@ fn request_hash(method: &Method, path_and_query: &str, body: &[u8]) -> Vec<u8> {
 /// Middleware: runs after [`super::principal::layer`] (it needs the [`Principal`]).
 pub async fn layer(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let principal = match request.extensions().get::<Principal>() {
-        Some(p) if applies_to(request.method()) => p.clone(),
+        Some(p) if applies_to(request.method(), request.uri().path()) => p.clone(),
         _ => return next.run(request).await,
     };
     match key_of(&request) {
@@ -282,6 +285,15 @@ async fn keep(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn writes_outside_api_keys_are_covered() {
+        assert!(applies_to(&Method::POST, "/api/v1/tasks"));
+        assert!(applies_to(&Method::DELETE, "/api/v1/tasks/x"));
+        assert!(!applies_to(&Method::GET, "/api/v1/tasks"));
+        assert!(!applies_to(&Method::POST, "/api/v1/api-keys"));
+        assert!(!applies_to(&Method::DELETE, "/api/v1/api-keys/x"));
+    }
 
     #[test]
     fn the_hash_covers_method_path_and_body() {

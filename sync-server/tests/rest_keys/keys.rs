@@ -119,6 +119,42 @@ async fn scopes_and_names_are_validated() {
 }
 
 #[tokio::test]
+async fn a_key_made_with_an_idempotency_key_is_not_kept_for_replay() {
+    let server = TestServer::start().await;
+    let owner = owner(&server).await;
+    let auth = bearer(&owner.access_token);
+    let headers = [("authorization", auth.as_str()), ("idempotency-key", "k")];
+    let body = json!({"name": "ci", "scopes": ["tasks:read"]});
+    let first = send(
+        &server,
+        Method::POST,
+        "/api/v1/api-keys",
+        &headers,
+        Some(body.clone()),
+    )
+    .await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.body);
+    let second = send(
+        &server,
+        Method::POST,
+        "/api/v1/api-keys",
+        &headers,
+        Some(body),
+    )
+    .await;
+    assert_eq!(second.status, StatusCode::CREATED, "{}", second.body);
+    assert_ne!(
+        second.body["key"], first.body["key"],
+        "the plain key is never replayed"
+    );
+    let (kept,): (i64,) = sqlx::query_as("SELECT count(*) FROM idempotency_keys")
+        .fetch_one(&server.db)
+        .await
+        .expect("count");
+    assert_eq!(kept, 0, "no stored response holds a plain key");
+}
+
+#[tokio::test]
 async fn an_api_key_cannot_manage_keys() {
     let server = TestServer::start().await;
     let owner = owner(&server).await;
