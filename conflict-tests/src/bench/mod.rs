@@ -11,6 +11,7 @@ pub mod growth;
 pub mod initial_sync;
 pub mod latency;
 pub mod raw;
+pub mod text_trace;
 pub mod throughput;
 pub mod util;
 
@@ -262,16 +263,6 @@ impl RowResult {
             figure: format!("error: {error:#}"),
             target: String::new(),
             verdict: Verdict::Missed,
-            notes: Vec::new(),
-        }
-    }
-
-    pub fn text_trace() -> Self {
-        Self {
-            name: "text-trace",
-            figure: "not run: text documents (Yjs) are not built yet".into(),
-            target: "≤ 10 s; ≤ 0.5 × Hocuspocus / y-websocket".into(),
-            verdict: Verdict::Skipped,
             notes: Vec::new(),
         }
     }

@@ -75,10 +75,7 @@ fn run(runtime: &tokio::runtime::Runtime, p: &Params) -> Result<()> {
                 "record-latency" => bench::latency::run(&cluster, p).await,
                 "record-throughput" => bench::throughput::run(&cluster, p).await,
                 "initial-sync" => bench::initial_sync::run(&cluster, p).await,
-                "text-trace" => {
-                    println!("  skipped: text documents (Yjs) are not built yet");
-                    Ok(RowResult::text_trace())
-                }
+                "text-trace" => bench::text_trace::run(&cluster, p).await,
                 "fan-out" => bench::fanout::run(&cluster, p).await,
                 // Measures this process's memory growth: run it in a fresh process, whose
                 // allocator holds no memory freed by earlier rows.
