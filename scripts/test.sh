@@ -8,6 +8,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/syncline-target}"
+# No incremental compilation: CI builds each state once, and incremental data doubled the
+# cached target directory (17 GB of 41 GB; the disk filled up on 2026-11-22).
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 # Test clusters are throwaway: no fsync (see sync-server/src/embedded_pg.rs).
 export SYNCLINE_PG_FAST="${SYNCLINE_PG_FAST:-1}"
 
