@@ -1,9 +1,13 @@
 //! Schemathesis (from PyPI, pinned and installed by scripts/schemathesis.sh) fuzzes a real
 //! server through the OpenAPI document it serves: generated valid and invalid requests to
-//! every operation but `/orgs/*` (see below), first with a user's access token, then with an
-//! API key on the record collections. It must find no 5xx response and no response that
+//! every operation, first with a user's access token, then with an API key on the record
+//! collections. It must find no 5xx response and no response that
 //! violates the document (status, body schema). Examples per operation and the seed are fixed,
 //! so a run is bounded (about a minute) and repeatable.
+//!
+//! Not covered: the schema check passes responses that are not JSON, so the plain-text 400s of
+//! axum's path and query extractors on `/orgs/*` and the empty 405s of unrouted methods (not
+//! the error envelope) do not fail it.
 //!
 //! Set `SYNCLINE_SCHEMATHESIS` to an `st` binary to use another install, and
 //! `SYNCLINE_SCHEMATHESIS_ARGS` to add arguments (split at whitespace), e.g.
@@ -112,19 +116,8 @@ async fn schemathesis_finds_no_server_error_and_no_schema_violation() {
     let user = server.register("fuzz@example.com").await;
 
     // Every operation with a user's access token.
-    // `/orgs/*` and `/invitations/*` are left out: their handlers answer a malformed path or
-    // query with axum's plain-text 400 instead of the error envelope (see
-    // sync-server/src/rest/openapi_orgs.rs).
     let bearer = format!("Bearer {}", user.access_token);
-    let envelope_gaps = "^/(orgs|invitations)/";
-    run(
-        &st,
-        &server,
-        &bearer,
-        "examples,coverage,fuzzing",
-        &["--exclude-path-regex", envelope_gaps],
-    )
-    .await;
+    run(&st, &server, &bearer, "examples,coverage,fuzzing", &[]).await;
 
     // The record collections with an API key of every scope (fuzzing only, to stay short).
     let (status, key) = server

@@ -4,8 +4,7 @@
 //! handlers' own `crate::authz::changes::Share` as JSON).
 //!
 //! Known gap: a path segment that is not a UUID, or a missing `object_id` query, is answered by
-//! axum's plain-text 400 there, not the error envelope, so the Schemathesis test leaves these
-//! operations out until the handlers use envelope-producing extractors.
+//! axum's plain-text 400 there, not the error envelope the document promises for every 4xx.
 
 use utoipa::openapi::OpenApi as OpenApiDoc;
 use utoipa::{Modify, OpenApi, ToSchema};
