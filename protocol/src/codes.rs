@@ -70,6 +70,8 @@ pub enum ErrorCode {
     RateLimited,
     /// An `Idempotency-Key` was sent again with a different request (method, path or body).
     IdempotencyKeyReused,
+    /// The HTTP route exists but not with this method.
+    MethodNotAllowed,
 }
 
 impl ErrorCode {
@@ -107,6 +109,7 @@ impl ErrorCode {
             Self::ImmutableRecord => "immutable_record",
             Self::RateLimited => "rate_limited",
             Self::IdempotencyKeyReused => "idempotency_key_reused",
+            Self::MethodNotAllowed => "method_not_allowed",
         }
     }
 }

@@ -76,6 +76,9 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::rest::routes())
         .route(crate::rest::openapi::PATH, get(crate::rest::openapi::serve))
         .merge(crate::rest::api_keys::routes())
+        // Unknown paths and methods answer with the error envelope too (axum's are empty).
+        .fallback(unknown_route)
+        .method_not_allowed_fallback(method_not_allowed)
         // REST bridge guards, outermost last: authenticate, rate-limit, then idempotency.
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -92,6 +95,17 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(correlation_id))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
+}
+
+async fn unknown_route() -> crate::error::ServerError {
+    crate::error::ServerError::new(syncline_protocol::ErrorCode::NotFound, "no such route")
+}
+
+async fn method_not_allowed() -> crate::error::ServerError {
+    crate::error::ServerError::new(
+        syncline_protocol::ErrorCode::MethodNotAllowed,
+        "this route does not accept this method",
+    )
 }
 
 /// The span of one HTTP request: method and path only. The query is left out because the

@@ -69,6 +69,7 @@ impl ServerError {
             | ErrorCode::InvalidTransition
             | ErrorCode::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::ImmutableRecord => StatusCode::CONFLICT,
             _ => StatusCode::BAD_REQUEST,
         }

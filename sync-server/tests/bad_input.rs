@@ -268,3 +268,31 @@ async fn another_orgs_document_cannot_be_changed_or_read() {
     // Different org: the id is unknown there, so Bob may use it in his own org.
     assert!(matches!(c.message().await, ServerMessage::Welcome { .. }));
 }
+
+#[tokio::test]
+async fn unknown_routes_and_methods_answer_with_the_error_envelope() {
+    let server = TestServer::start().await;
+    let user = server.register("routes@example.com").await;
+    for (method, path, status, code) in [
+        (reqwest::Method::GET, "/no/such/route", 404, "not_found"),
+        (
+            reqwest::Method::DELETE,
+            "/auth/login",
+            405,
+            "method_not_allowed",
+        ),
+        (
+            reqwest::Method::PUT,
+            "/health/live",
+            405,
+            "method_not_allowed",
+        ),
+    ] {
+        let (got, body) = server
+            .api(method.clone(), path, &user.access_token, None)
+            .await;
+        assert_eq!(got.as_u16(), status, "{method} {path}: {body}");
+        assert_eq!(body["error"]["code"], code, "{method} {path}: {body}");
+        assert!(body["error"]["correlationId"].is_string(), "{body}");
+    }
+}
