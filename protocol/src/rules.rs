@@ -267,12 +267,7 @@ pub const CONTACT_RULES: CollectionRules = CollectionRules {
 };
 
 /// The rules of every synced collection.
-pub const RULES: &[&CollectionRules] = &[
-    &TASK_RULES,
-    &NOTE_RULES,
-    &DOCUMENT_RULES,
-    &CONTACT_RULES,
-];
+pub const RULES: &[&CollectionRules] = &[&TASK_RULES, &NOTE_RULES, &DOCUMENT_RULES, &CONTACT_RULES];
 
 /// A collection with no rules here grants nothing: no reads or writes below `Owner`, creation
 /// only by org owners. Every collection of [`crate::schema::COLLECTIONS`] has rules (tested).

@@ -196,7 +196,11 @@ pub const CONTACTS: CollectionSchema = CollectionSchema {
         FieldDef::client("company", FieldType::String { max_len: 200 }, false),
         FieldDef::client("source", FieldType::String { max_len: 200 }, false),
         FieldDef::client("assigned_to", FieldType::Ref("users"), false),
-        FieldDef::client("custom_fields", FieldType::String { max_len: 20_000 }, false),
+        FieldDef::client(
+            "custom_fields",
+            FieldType::String { max_len: 20_000 },
+            false,
+        ),
         FieldDef::client("deleted_at", FieldType::Timestamp, false),
         FieldDef::server("created_by", FieldType::Ref("users")),
         FieldDef::server("created_at", FieldType::Timestamp),
