@@ -92,6 +92,7 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             crate::rest::principal::layer,
         ))
+        .layer(middleware::from_fn(crate::plain_errors::layer))
         .layer(middleware::from_fn(correlation_id))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)

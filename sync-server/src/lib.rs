@@ -32,6 +32,7 @@ pub mod faults;
 pub mod health;
 pub mod hub;
 pub mod merge;
+pub mod plain_errors;
 pub mod rest;
 pub mod revisions;
 pub mod store;

@@ -270,7 +270,7 @@ async fn another_orgs_document_cannot_be_changed_or_read() {
 }
 
 #[tokio::test]
-async fn unknown_routes_and_methods_answer_with_the_error_envelope() {
+async fn unknown_routes_methods_and_extractor_rejections_answer_with_the_error_envelope() {
     let server = TestServer::start().await;
     let user = server.register("routes@example.com").await;
     for (method, path, status, code) in [
@@ -286,6 +286,22 @@ async fn unknown_routes_and_methods_answer_with_the_error_envelope() {
             "/health/live",
             405,
             "method_not_allowed",
+        ),
+        // Rejected by axum's path extractor before the handler runs.
+        (
+            reqwest::Method::GET,
+            "/orgs/not-a-uuid/members",
+            400,
+            "invalid_input",
+        ),
+        // No JSON content type.
+        (reqwest::Method::POST, "/auth/login", 400, "invalid_input"),
+        // A query string axum's extractor cannot parse.
+        (
+            reqwest::Method::DELETE,
+            "/orgs/01a201da-f66e-775e-89ed-b3044ec1d5a2/shares",
+            400,
+            "invalid_input",
         ),
     ] {
         let (got, body) = server
