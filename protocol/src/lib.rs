@@ -12,6 +12,7 @@
 //! - [`rules`]: authorization rules (org roles, document relations, who may create a document
 //!   and write each field) and the decoding of which fields an automerge change touches.
 //! - [`lifecycle`]: record life cycles (a business document's status steps; signed is final).
+//! - [`mentions`]: `@[Name](user:<uuid>)` mentions in comment bodies.
 //! - [`text`]: collaborative text documents (Yjs): suggestion enforcement, plain text, redlines.
 //! - [`codes`]: stable error and close codes.
 //!
@@ -22,6 +23,7 @@ pub mod codec;
 pub mod codes;
 pub mod fuzzing;
 pub mod lifecycle;
+pub mod mentions;
 pub mod messages;
 pub mod record;
 pub mod rules;

@@ -25,7 +25,7 @@ use uuid::Uuid;
 
 use crate::codes::ErrorCode;
 use crate::record::{FieldValue, Record, RecordError};
-use crate::schema::{CONTACTS, CollectionSchema, DOCUMENTS, NOTES, TASKS};
+use crate::schema::{COMMENTS, CONTACTS, CollectionSchema, DOCUMENTS, NOTES, TASKS};
 
 /// A user's role in an organization, from least to most privileged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -266,8 +266,31 @@ pub const CONTACT_RULES: CollectionRules = CollectionRules {
     ],
 };
 
+/// Comments: anyone in the org, guests included, may comment; only the author (the creator owns
+/// what they create) or an org admin edits or deletes a comment, and what a comment is about
+/// never changes after creation (owners only, so in practice the author).
+pub const COMMENT_RULES: CollectionRules = CollectionRules {
+    collection: COMMENTS.name,
+    read: Relation::Viewer,
+    create: OrgRole::Guest,
+    fields: &[
+        FieldRule::at_least("record_collection", Relation::Owner),
+        FieldRule::at_least("record_id", Relation::Owner),
+        FieldRule::at_least("parent_id", Relation::Owner),
+        FieldRule::at_least("body", Relation::Owner),
+        FieldRule::at_least("edited_at", Relation::Owner),
+        FieldRule::at_least("deleted_at", Relation::Owner),
+    ],
+};
+
 /// The rules of every synced collection.
-pub const RULES: &[&CollectionRules] = &[&TASK_RULES, &NOTE_RULES, &DOCUMENT_RULES, &CONTACT_RULES];
+pub const RULES: &[&CollectionRules] = &[
+    &TASK_RULES,
+    &NOTE_RULES,
+    &DOCUMENT_RULES,
+    &CONTACT_RULES,
+    &COMMENT_RULES,
+];
 
 /// A collection with no rules here grants nothing: no reads or writes below `Owner`, creation
 /// only by org owners. Every collection of [`crate::schema::COLLECTIONS`] has rules (tested).

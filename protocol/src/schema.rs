@@ -208,8 +208,30 @@ pub const CONTACTS: CollectionSchema = CollectionSchema {
     ],
 };
 
+/// The collections a comment may be about.
+pub const COMMENTABLE: &[&str] = &["tasks", "notes", "documents", "contacts"];
+
+/// Comments on any record, threaded by `parent_id` (a reply names the comment it answers).
+/// The author is `created_by`; `@[Name](user:<uuid>)` in the body mentions a user (see
+/// [`crate::mentions`]). Editing sets `edited_at`; deleting sets `deleted_at` (soft).
+pub const COMMENTS: CollectionSchema = CollectionSchema {
+    name: "comments",
+    table: "comments",
+    fields: &[
+        FieldDef::client("record_collection", FieldType::Enum(COMMENTABLE), true),
+        FieldDef::client("record_id", FieldType::Ref("records"), true),
+        FieldDef::client("parent_id", FieldType::Ref("comments"), false),
+        FieldDef::client("body", FieldType::String { max_len: 20_000 }, true),
+        FieldDef::client("edited_at", FieldType::Timestamp, false),
+        FieldDef::client("deleted_at", FieldType::Timestamp, false),
+        FieldDef::server("created_by", FieldType::Ref("users")),
+        FieldDef::server("created_at", FieldType::Timestamp),
+        FieldDef::server("updated_at", FieldType::Timestamp),
+    ],
+};
+
 /// Every synced record collection.
-pub const COLLECTIONS: &[&CollectionSchema] = &[&TASKS, &NOTES, &DOCUMENTS, &CONTACTS];
+pub const COLLECTIONS: &[&CollectionSchema] = &[&TASKS, &NOTES, &DOCUMENTS, &CONTACTS, &COMMENTS];
 
 /// A collection of text documents (Yjs, see [`crate::text`]): the rich-text body of each record
 /// of its `parent` collection. A body has the id of its record, its readers and writers are the

@@ -37,6 +37,12 @@ pub struct AppState {
     pub faults: Arc<crate::faults::Faults>,
     /// Per-user and per-API-key quotas of the REST bridge (see `rest::rate_limit`).
     pub rate_limits: crate::rest::rate_limit::RateLimits,
+    /// Settings of the effect workers, webhooks and email (see `effects`).
+    pub effects: Arc<crate::effects::EffectsSettings>,
+    /// The effect handlers jobs are queued for.
+    pub effect_handlers: crate::effects::Handlers,
+    /// Wakes this process's effect workers after a commit that queued jobs.
+    pub effect_wakeup: crate::effects::worker::Wakeup,
 }
 
 impl std::fmt::Debug for AppState {
@@ -57,7 +63,16 @@ impl AppState {
             awareness: crate::awareness::AwarenessRelay::default(),
             faults: Arc::default(),
             rate_limits: crate::rest::rate_limit::RateLimits::default(),
+            effects: Arc::default(),
+            effect_handlers: crate::effects::handlers::all(),
+            effect_wakeup: crate::effects::worker::Wakeup::default(),
         }
+    }
+
+    /// The same state with these effect settings.
+    pub fn with_effects(mut self, settings: crate::effects::EffectsSettings) -> Self {
+        self.effects = Arc::new(settings);
+        self
     }
 }
 
@@ -76,6 +91,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::rest::routes())
         .route(crate::rest::openapi::PATH, get(crate::rest::openapi::serve))
         .merge(crate::rest::api_keys::routes())
+        .merge(crate::effects::dead_letters::routes())
         // Unknown paths and methods answer with the error envelope too (axum's are empty).
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
@@ -130,9 +146,19 @@ async fn correlation_id(request: Request, next: Next) -> Response {
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
     let span = tracing::info_span!("request", correlation_id = %id);
+    // Who made a change, for the audit log (a sync connection's upgrade carries it along).
+    let origin = crate::effects::outbox::Origin {
+        via: "rest",
+        ip: request
+            .extensions()
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip()),
+        correlation_id: Some(id.clone()),
+    };
     let mut response = {
         let _entered = span.enter();
-        CORRELATION_ID.scope(id.clone(), next.run(request)).await
+        let run = CORRELATION_ID.scope(id.clone(), next.run(request));
+        crate::effects::outbox::ORIGIN.scope(origin, run).await
     };
     if let Ok(value) = HeaderValue::from_str(&id) {
         response
@@ -154,7 +180,10 @@ pub async fn serve(
             tracing::warn!(error = %e, "could not set TCP_NODELAY");
         }
     });
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }

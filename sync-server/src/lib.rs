@@ -14,6 +14,7 @@
 //! - [`ws`]: the sync protocol per connection; [`store`]: the SQL behind it.
 //! - [`hub`], [`cluster`]: fan-out of commits to connections, in this process and across
 //!   processes sharing the database.
+//! - [`effects`]: the transactional outbox (domain events, audit rows) and its workers.
 //! - [`app`]: the axum router; [`error`]: the one error type mapped to HTTP and WS codes.
 //!
 //! The server depends on `syncline-protocol` only, never on `client-core`.
@@ -26,6 +27,7 @@ pub mod cluster;
 pub mod config;
 pub mod db;
 pub mod doc_cache;
+pub mod effects;
 pub mod embedded_pg;
 pub mod error;
 pub mod faults;

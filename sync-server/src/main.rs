@@ -79,7 +79,12 @@ async fn serve_until_shutdown(
         .await
         .context("connecting to PostgreSQL and running migrations")?;
     let keys = AuthKeys::new(&secret, config.access_token_ttl, config.refresh_token_ttl);
-    let state = AppState::new(pool.clone(), keys);
+    let effects = sync_server::effects::EffectsSettings::from_lookup(
+        |k| std::env::var(k).ok(),
+        &config.data_dir,
+    )
+    .context("invalid effects configuration")?;
+    let state = AppState::new(pool.clone(), keys).with_effects(effects);
     state
         .rate_limits
         .set_per_minute(config.rate_limit_per_minute);
@@ -87,6 +92,9 @@ async fn serve_until_shutdown(
     let cluster = sync_server::cluster::start(&state)
         .await
         .context("listening for changes of other server processes")?;
+
+    // Effect workers: notifications, webhooks, ... of committed changes (see `effects`).
+    let mut workers = sync_server::effects::worker::start(&state);
 
     let listener = TcpListener::bind(config.bind)
         .await
@@ -101,6 +109,8 @@ async fn serve_until_shutdown(
         .context("serving HTTP")?;
     tracing::info!("shutting down");
     drop(cluster);
+    // A job cut short stays `running` and is reaped (retried) by the next process.
+    workers.abort();
     // Sync sessions outlive the HTTP server's graceful shutdown (upgraded connections are not
     // tracked): closing the hub ends each with 1013. Some may still hold database connections
     // for a moment; don't wait for them forever.

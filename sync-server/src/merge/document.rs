@@ -23,6 +23,7 @@ use super::cache::DocCache;
 use super::{MAX_CHANGE_BYTES, Pusher};
 use super::{dependencies, untrusted};
 use crate::authz::OrgAcl;
+use crate::effects::outbox::RecordWrite;
 use crate::store::Tx;
 use crate::store::documents::{self, DocumentLookup};
 use crate::store::materialize::{self, ServerFields};
@@ -72,6 +73,8 @@ struct WorkingDoc {
     doc: Automerge,
     /// The current valid record (`None` for a document being created).
     record: Option<Record>,
+    /// The record as loaded, before this transaction's changes: events are derived from it.
+    before: Option<Record>,
     relation: Relation,
     created_by: Uuid,
     created_at: DateTime<Utc>,
@@ -216,14 +219,12 @@ impl WorkingDocs {
     }
 
     /// Stores every changed document, materializes its row, and drops unused reservations.
-    /// Returns the written documents with their new versions, for the cache once committed.
-    pub async fn store(
-        self,
-        tx: &mut Tx<'_>,
-        org_id: Uuid,
-    ) -> Result<Vec<(Uuid, i64, Automerge)>, sqlx::Error> {
+    /// Returns the written documents with their new versions (for the cache once committed)
+    /// and each record's before/after (for the effects of [`crate::effects::outbox`]).
+    pub async fn store(self, tx: &mut Tx<'_>, org_id: Uuid) -> Result<Stored, sqlx::Error> {
         let now = Utc::now();
         let mut written = Vec::new();
+        let mut records = Vec::new();
         for (doc_id, slot) in self.docs {
             match slot {
                 Slot::Own(w) if w.dirty => {
@@ -236,6 +237,12 @@ impl WorkingDocs {
                         };
                         materialize::upsert_row(tx, w.schema, org_id, doc_id, record, &server)
                             .await?;
+                        records.push(RecordWrite {
+                            schema: w.schema,
+                            doc_id,
+                            before: w.before,
+                            after: record.clone(),
+                        });
                     }
                     written.push((doc_id, version, w.doc));
                 }
@@ -248,8 +255,16 @@ impl WorkingDocs {
                 _ => {}
             }
         }
-        Ok(written)
+        Ok(Stored { written, records })
     }
+}
+
+/// What [`WorkingDocs::store`] wrote.
+pub struct Stored {
+    /// Documents with their new versions, for the cache once committed.
+    pub written: Vec<(Uuid, i64, Automerge)>,
+    /// Each materialized record's before and after.
+    pub records: Vec<RecordWrite>,
 }
 
 async fn load(
@@ -275,6 +290,7 @@ async fn load(
                 schema,
                 doc: Automerge::new(),
                 record: None,
+                before: None,
                 // The creator owns what they create.
                 relation: Relation::Owner,
                 created_by: pusher.user_id,
@@ -312,6 +328,7 @@ async fn load(
             Slot::Own(Box::new(WorkingDoc {
                 schema,
                 doc,
+                before: record.clone(),
                 record,
                 relation,
                 created_by: found.created_by,

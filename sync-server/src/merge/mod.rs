@@ -167,8 +167,17 @@ async fn try_apply(
         answers.push((m.mid, answer));
     }
 
-    let written_texts = texts.store(&mut tx, pusher.org_id).await?;
-    let written = docs.store(&mut tx, pusher.org_id).await?;
+    let (written_texts, edits) = texts.store(&mut tx, pusher.org_id).await?;
+    let stored = docs.store(&mut tx, pusher.org_id).await?;
+    let jobs = crate::effects::outbox::record(
+        &mut tx,
+        &state.effect_handlers,
+        pusher.org_id,
+        Some(pusher.user_id),
+        &stored.records,
+        &edits,
+    )
+    .await?;
     for (mid, doc_id, code, message) in &rejections {
         progress::record_rejection(&mut tx, pusher.org_id, *mid, *doc_id, *code, message).await?;
     }
@@ -199,7 +208,10 @@ async fn try_apply(
         ));
     }
     tx.commit().await?;
-    for (doc_id, version, doc) in written {
+    if jobs > 0 {
+        state.effect_wakeup.wake();
+    }
+    for (doc_id, version, doc) in stored.written {
         state.docs.put(pusher.org_id, doc_id, version, doc);
     }
     for (doc_id, version, doc) in written_texts {

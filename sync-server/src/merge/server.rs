@@ -153,7 +153,16 @@ async fn try_write(
     {
         return Ok(Err(refusal));
     }
-    let written = docs.store(&mut tx, author.org_id).await?;
+    let stored = docs.store(&mut tx, author.org_id).await?;
+    let jobs = crate::effects::outbox::record(
+        &mut tx,
+        &state.effect_handlers,
+        author.org_id,
+        Some(author.user_id),
+        &stored.records,
+        &[],
+    )
+    .await?;
     let seq = change_log::allocate(&mut tx, author.org_id, 1).await?;
     let change = CommittedChange {
         seq,
@@ -170,7 +179,10 @@ async fn try_write(
     )
     .await?;
     tx.commit().await?;
-    for (doc_id, version, doc) in written {
+    if jobs > 0 {
+        state.effect_wakeup.wake();
+    }
+    for (doc_id, version, doc) in stored.written {
         state.docs.put(author.org_id, doc_id, version, doc);
     }
     state.hub.publish(CommittedBatch {

@@ -23,6 +23,7 @@ use yrs::{Doc, ReadTxn, StateVector, Transact, Update};
 use super::document::{Refusal, WorkingDocs, refuse};
 use super::{MAX_CHANGE_BYTES, Pusher};
 use crate::authz::OrgAcl;
+use crate::effects::outbox::TextEdit;
 use crate::store::Tx;
 use crate::text::cache::TextCache;
 use crate::text::store::{self, COMPACT_AFTER};
@@ -129,13 +130,15 @@ impl TextDocs {
     }
 
     /// Appends every accepted update, refreshes plain text, compacts where due. Returns every
-    /// loaded document with its version, for the cache once committed.
+    /// loaded document with its version (for the cache once committed) and the bodies that
+    /// changed (for the effects of [`crate::effects::outbox`]).
     pub async fn store(
         self,
         tx: &mut Tx<'_>,
         org_id: Uuid,
-    ) -> Result<Vec<WrittenText>, sqlx::Error> {
+    ) -> Result<(Vec<WrittenText>, Vec<TextEdit>), sqlx::Error> {
         let mut written = Vec::new();
+        let mut edits = Vec::new();
         for (doc_id, slot) in self.docs {
             let Slot::Own(w) = slot else { continue };
             if w.accepted.is_empty() {
@@ -159,9 +162,14 @@ impl TextDocs {
                 compacted.as_deref(),
             )
             .await?;
+            edits.push(TextEdit {
+                collection: w.collection.name,
+                doc_id,
+                suggestion: w.role == TextRole::Suggester,
+            });
             written.push((doc_id, version, w.doc));
         }
-        Ok(written)
+        Ok((written, edits))
     }
 }
 

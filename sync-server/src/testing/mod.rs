@@ -124,6 +124,18 @@ fn replace_database(url: &str, db: &str) -> String {
     out
 }
 
+/// Effect settings for tests: fast polling and retries, loopback webhook targets allowed, and
+/// emails into a temporary mailbox folder.
+pub fn test_effects() -> crate::effects::EffectsSettings {
+    crate::effects::EffectsSettings {
+        poll_interval: Duration::from_millis(50),
+        time_scale: 0.001,
+        webhook_allow_private: true,
+        mailbox_dir: std::env::temp_dir().join(format!("syncline-mailbox-{}", Uuid::now_v7())),
+        ..crate::effects::EffectsSettings::default()
+    }
+}
+
 /// A registered user with a fresh session.
 #[derive(Debug, Clone, Deserialize)]
 pub struct TestUser {
@@ -144,6 +156,7 @@ pub struct TestServer {
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
     cluster: Option<crate::cluster::Cluster>,
+    workers: Option<crate::effects::worker::Workers>,
 }
 
 impl std::fmt::Debug for TestServer {
@@ -163,6 +176,24 @@ impl TestServer {
 
     /// Starts a server against an existing database (e.g. to restart one).
     pub async fn start_on(database_url: String) -> Self {
+        Self::start_with(database_url, test_effects()).await
+    }
+
+    /// Starts a server against `database_url` with these effect settings.
+    pub async fn start_with(
+        database_url: String,
+        effects: crate::effects::EffectsSettings,
+    ) -> Self {
+        Self::start_custom(database_url, effects, Vec::new()).await
+    }
+
+    /// Starts a server with these effect settings and, besides the server's own effect
+    /// handlers, `extra` ones (tests of the outbox machinery).
+    pub async fn start_custom(
+        database_url: String,
+        effects: crate::effects::EffectsSettings,
+        extra: Vec<std::sync::Arc<dyn crate::effects::EffectHandler>>,
+    ) -> Self {
         let pool = db::connect_and_migrate(&database_url, 16)
             .await
             .expect("connect and migrate");
@@ -178,10 +209,14 @@ impl TestServer {
             Duration::from_secs(900),
             Duration::from_secs(86_400),
         );
-        let state = AppState::new(pool.clone(), keys);
+        let mut state = AppState::new(pool.clone(), keys).with_effects(effects);
+        if !extra.is_empty() {
+            state.effect_handlers = state.effect_handlers.with(extra);
+        }
         let cluster = crate::cluster::start(&state)
             .await
             .expect("start cross-process fan-out");
+        let workers = crate::effects::worker::start(&state);
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
         let addr = listener.local_addr().expect("local addr");
         let (tx, rx) = oneshot::channel::<()>();
@@ -202,6 +237,7 @@ impl TestServer {
             shutdown: Some(tx),
             task: Some(task),
             cluster: Some(cluster),
+            workers: Some(workers),
         }
     }
 
@@ -209,6 +245,9 @@ impl TestServer {
     /// process shuts down.
     pub async fn stop(&mut self) {
         self.cluster.take();
+        if let Some(mut workers) = self.workers.take() {
+            workers.abort();
+        }
         self.state.hub.shut_down();
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());

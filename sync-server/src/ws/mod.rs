@@ -32,5 +32,13 @@ pub async fn upgrade(ws: WebSocketUpgrade, State(state): State<AppState>) -> Res
     ws.read_buffer_size(READ_BUFFER_BYTES)
         .write_buffer_size(WRITE_BUFFER_BYTES)
         .max_message_size(MAX_FRAME_BYTES)
-        .on_upgrade(move |socket| session::run(socket, state))
+        .on_upgrade(move |socket| {
+            // The connection outlives the request: its pushes are audited with the request's
+            // address, as `ws`.
+            let origin = crate::effects::outbox::Origin {
+                via: "ws",
+                ..crate::effects::outbox::Origin::current()
+            };
+            crate::effects::outbox::ORIGIN.scope(origin, session::run(socket, state))
+        })
 }

@@ -97,7 +97,13 @@ pub async fn upgrade(
 ) -> Response {
     let token = params.get("token").cloned();
     ws.max_message_size(MAX_FRAME_BYTES)
-        .on_upgrade(move |socket| session::run(socket, state, doc_id, token))
+        .on_upgrade(move |socket| {
+            let origin = crate::effects::outbox::Origin {
+                via: "ws",
+                ..crate::effects::outbox::Origin::current()
+            };
+            crate::effects::outbox::ORIGIN.scope(origin, session::run(socket, state, doc_id, token))
+        })
 }
 
 /// Close reasons must fit a control frame (123 bytes).
