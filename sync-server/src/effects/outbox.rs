@@ -114,6 +114,36 @@ pub async fn record(
     Ok(queued)
 }
 
+/// Records one event the server raises on its own (e.g. `webhook.endpoint_disabled`) in `tx`,
+/// with its jobs. Call [`super::worker::Wakeup::wake`] after commit when it returns > 0.
+#[allow(clippy::too_many_arguments)]
+pub async fn emit(
+    tx: &mut Tx<'_>,
+    handlers: &Handlers,
+    org_id: Uuid,
+    actor: Option<Uuid>,
+    collection: &str,
+    entity_id: Uuid,
+    event_type: &str,
+    data: Value,
+) -> Result<usize, sqlx::Error> {
+    let event = NewEvent {
+        event_type: event_type.to_owned(),
+        data,
+    };
+    insert_event(
+        tx,
+        handlers,
+        org_id,
+        actor,
+        collection,
+        entity_id,
+        event,
+        &Origin::current(),
+    )
+    .await
+}
+
 fn action(w: &RecordWrite) -> &'static str {
     let was = w.before.as_ref().map(|r| r.contains_key("deleted_at"));
     let is = w.after.contains_key("deleted_at");
