@@ -92,6 +92,7 @@ pub fn router(state: AppState) -> Router {
         .route(crate::rest::openapi::PATH, get(crate::rest::openapi::serve))
         .merge(crate::rest::api_keys::routes())
         .merge(crate::effects::dead_letters::routes())
+        .merge(crate::audit::routes())
         // Unknown paths and methods answer with the error envelope too (axum's are empty).
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)

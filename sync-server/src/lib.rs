@@ -20,6 +20,7 @@
 //! The server depends on `syncline-protocol` only, never on `client-core`.
 
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod authz;
 pub mod awareness;

@@ -6,6 +6,7 @@
 //! - [`changes`]: changing roles, teams and tuples; each change is also logged in the change
 //!   log (collection `_acl`) so that connections, live or resuming, evict what a user may no
 //!   longer read and send what they now may.
+//! - [`fresh`]: an org transaction with a model current for it (the write paths).
 //! - [`routes`]: the HTTP endpoints for sharing, teams, members and invitations.
 //!
 //! Field-level rules and the decoding of which fields a change touches live in
@@ -13,6 +14,7 @@
 
 pub mod cache;
 pub mod changes;
+pub mod fresh;
 pub mod model;
 pub mod routes;
 

@@ -99,14 +99,9 @@ async fn try_apply(
     pusher: Pusher,
     mutations: &[Mutation],
 ) -> Result<PushOutcome, sqlx::Error> {
-    let mut tx = crate::db::begin_org(&state.db, pusher.org_id).await?;
     // The authorization model must be current as of now, even if another server process
     // changed access: the org's acl_seq says how new it must be.
-    let acl_seq = crate::authz::cache::acl_seq(&mut tx, pusher.org_id).await?;
-    let acl = state
-        .acl
-        .get_fresh(&state.db, pusher.org_id, acl_seq)
-        .await?;
+    let (mut tx, acl) = crate::authz::fresh::begin_with_acl(state, pusher.org_id).await?;
     let mut progress_seq = progress::lock(&mut tx, pusher.org_id, pusher.client_id).await?;
     let start_progress = progress_seq;
     let mut docs = WorkingDocs::default();

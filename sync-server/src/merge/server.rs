@@ -93,12 +93,7 @@ async fn try_write(
     author: Pusher,
     write: &ServerWrite<'_>,
 ) -> Result<Result<Written, Refusal>, sqlx::Error> {
-    let mut tx = crate::db::begin_org(&state.db, author.org_id).await?;
-    let acl_seq = crate::authz::cache::acl_seq(&mut tx, author.org_id).await?;
-    let acl = state
-        .acl
-        .get_fresh(&state.db, author.org_id, acl_seq)
-        .await?;
+    let (mut tx, acl) = crate::authz::fresh::begin_with_acl(state, author.org_id).await?;
     let mut docs = WorkingDocs::default();
     let current = docs
         .current(
