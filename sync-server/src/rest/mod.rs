@@ -14,6 +14,7 @@ pub mod list;
 mod list_query;
 pub mod openapi;
 mod openapi_collections;
+mod openapi_effects;
 mod openapi_keys;
 mod openapi_orgs;
 mod openapi_params;

@@ -28,6 +28,7 @@ use utoipa::openapi::{ContentBuilder, OpenApi as OpenApiDoc, RefOr, Required};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::openapi_collections::Collections;
+use super::openapi_effects::Effects;
 use super::openapi_keys::ApiKeys;
 use super::openapi_orgs::Orgs;
 use super::openapi_revisions::Revisions;
@@ -77,7 +78,7 @@ pub struct ErrorBody {
         license(name = "Apache-2.0"),
     ),
     components(schemas(ErrorEnvelope, ErrorBody)),
-    modifiers(&Routes, &Collections, &ApiKeys, &Revisions, &Orgs, &Conventions),
+    modifiers(&Routes, &Collections, &ApiKeys, &Revisions, &Orgs, &Effects, &Conventions),
 )]
 struct ApiDoc;
 
