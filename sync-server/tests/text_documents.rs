@@ -484,3 +484,84 @@ async fn an_update_that_adds_nothing_is_acknowledged_but_not_stored() {
     assert_eq!(stored().await, 2);
     assert_eq!(plain_text(&server, note).await, "Once more");
 }
+
+#[tokio::test]
+async fn a_suggestion_on_a_contract_raises_suggestion_received_and_edits_are_audited() {
+    let server = TestServer::start().await;
+    let users = server
+        .seed_org("Acme", &[OrgRole::Owner, OrgRole::Guest])
+        .await;
+    let (owner_user, reviewer_user) = (&users[0], &users[1]);
+    let mut owner = Pusher::connect(&server, owner_user).await;
+    let id = Uuid::now_v7();
+    let mut record = AutoCommit::new().with_actor(ActorId::random());
+    let create = record_change(
+        &mut record,
+        &DOCUMENTS,
+        &[
+            ("title", s("NDA")),
+            ("type", s("contract")),
+            ("status", s("draft")),
+        ],
+    );
+    assert_acked(owner.push(id, "documents", create).await);
+    let body = TextReplica::new();
+    let first = body.push_paragraph("Term: 2 years");
+    assert_acked(owner.push(id, "document_bodies", first).await);
+    server
+        .share(
+            reqwest::Method::POST,
+            owner_user,
+            "documents",
+            id,
+            "suggester",
+            reviewer_user.user_id,
+        )
+        .await;
+    let mut reviewer = Pusher::connect(&server, reviewer_user).await;
+    let suggestion = body.suggest_insert(0, 13, " maximum", reviewer_user.user_id);
+    assert_acked(reviewer.push(id, "document_bodies", suggestion).await);
+
+    let events: Vec<(String, Option<Uuid>, serde_json::Value)> = sqlx::query_as(
+        "SELECT event_type, actor_id, data FROM domain_events \
+         WHERE entity_id = $1 AND event_type LIKE 'document.suggestion%'",
+    )
+    .bind(id)
+    .fetch_all(&server.db)
+    .await
+    .expect("events");
+    assert_eq!(events.len(), 1, "only the suggester's edit: {events:?}");
+    assert_eq!(events[0].0, "document.suggestion_received");
+    assert_eq!(events[0].1, Some(reviewer_user.user_id));
+    assert_eq!(
+        events[0].2["suggester_id"],
+        reviewer_user.user_id.to_string()
+    );
+    let audit: Vec<(String, String, Option<Uuid>)> = sqlx::query_as(
+        "SELECT action, collection, actor_id FROM audit_log WHERE entity_id = $1 ORDER BY id",
+    )
+    .bind(id)
+    .fetch_all(&server.db)
+    .await
+    .expect("audit");
+    assert_eq!(
+        audit,
+        vec![
+            (
+                "create".into(),
+                "documents".into(),
+                Some(owner_user.user_id)
+            ),
+            (
+                "edit".into(),
+                "document_bodies".into(),
+                Some(owner_user.user_id)
+            ),
+            (
+                "edit".into(),
+                "document_bodies".into(),
+                Some(reviewer_user.user_id)
+            ),
+        ]
+    );
+}
