@@ -8,6 +8,7 @@ use client_core::{Client, ClientMessage, Query, SyncStatus};
 use common::sim::Sim;
 use common::{s, temp_client};
 use syncline_protocol::Scope;
+use syncline_protocol::schema::{COLLECTIONS, TEXT_COLLECTIONS};
 
 #[test]
 fn replica_survives_reopen_and_pushes_its_outbox_on_connect() {
@@ -55,16 +56,28 @@ fn replica_survives_reopen_and_pushes_its_outbox_on_connect() {
             _ => None,
         })
         .collect();
+    // Every record collection of the schema, then every text collection.
+    let expected: Vec<(u32, &str)> = COLLECTIONS
+        .iter()
+        .map(|c| c.name)
+        .chain(TEXT_COLLECTIONS.iter().map(|c| c.name))
+        .zip(1u32..)
+        .map(|(name, id)| (id, name))
+        .collect();
+    assert_eq!(subscribed, expected);
     assert_eq!(
-        subscribed,
-        vec![
+        &subscribed[..4],
+        &[
             (1, "tasks"),
             (2, "notes"),
             (3, "documents"),
-            (4, "contacts"),
-            (5, "note_bodies"),
-            (6, "document_bodies")
+            (4, "contacts")
         ]
+    );
+    assert_eq!(
+        subscribed.last(),
+        Some(&(expected.len() as u32, "document_bodies")),
+        "bodies after their records"
     );
     let push = 1 + subscribed.len();
     let ClientMessage::Push { mutations } = &messages[push] else {
