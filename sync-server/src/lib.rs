@@ -29,6 +29,7 @@ pub mod config;
 pub mod db;
 pub mod doc_cache;
 pub mod effects;
+pub mod email;
 pub mod embedded_pg;
 pub mod error;
 pub mod faults;
