@@ -93,6 +93,18 @@ pub async fn enqueue(
     n: &EmailNotification,
 ) -> Result<(), sqlx::Error> {
     let mode = digest_mode(tx, org_id, user_id).await?;
+    enqueue_with(tx, org_id, user_id, n, mode).await
+}
+
+/// [`enqueue`] with the recipient's digest setting given rather than read (for a caller that
+/// has just read it, and for tests).
+pub async fn enqueue_with(
+    tx: &mut Tx<'_>,
+    org_id: Uuid,
+    user_id: Uuid,
+    n: &EmailNotification,
+    mode: DigestMode,
+) -> Result<(), sqlx::Error> {
     let id = Uuid::now_v7();
     let inserted = sqlx::query(
         "INSERT INTO email_outbox (org_id, id, user_id, event_id, event_type, title, body, link, digest) \
