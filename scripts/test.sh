@@ -63,6 +63,8 @@ if ! have_pg_server; then
 fi
 bash scripts/npm-ci.sh # Node.js + the y-websocket harness of conflict-tests/tests/yjs_interop.rs
 bash scripts/schemathesis.sh # Schemathesis (PyPI) for sync-server/tests/schemathesis.rs
+bash scripts/aiosmtpd.sh # aiosmtpd (PyPI), the SMTP server of sync-server/tests/email_smtp.rs
+bash scripts/pytools.sh # standardwebhooks (PyPI) for the receiver of sync-server/tests/webhooks/
 echo "cargo target dir: $CARGO_TARGET_DIR"
 
 step "cargo fmt --all --check"

@@ -93,6 +93,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::rest::api_keys::routes())
         .merge(crate::effects::dead_letters::routes())
         .merge(crate::audit::routes())
+        .merge(crate::webhooks::routes())
         // Unknown paths and methods answer with the error envelope too (axum's are empty).
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)

@@ -43,6 +43,7 @@ pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod text;
+pub mod webhooks;
 pub mod ws;
 pub mod yjs;
 

@@ -7,6 +7,6 @@ use super::{EffectHandler, Handlers};
 
 /// Every handler of the server, in no particular order (jobs run independently).
 pub fn all() -> Handlers {
-    let list: Vec<Arc<dyn EffectHandler>> = vec![];
+    let list: Vec<Arc<dyn EffectHandler>> = vec![Arc::new(crate::webhooks::WebhooksHandler)];
     Handlers::new(list)
 }

@@ -57,6 +57,7 @@ pub fn start(state: &AppState) -> Workers {
         let worker_id = format!("{}-{}", std::process::id(), Uuid::now_v7());
         tasks.spawn(claim_loop(state.clone(), worker_id));
         tasks.spawn(reap_loop(state.clone()));
+        tasks.spawn(crate::webhooks::delivery::run(state.clone()));
         tasks.spawn(crate::email::sender::run(state.clone()));
     }
     Workers { tasks }
