@@ -19,6 +19,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
+use futures_util::StreamExt;
 use tracing::Instrument;
 use uuid::Uuid;
 
@@ -27,8 +28,10 @@ use super::{DigestMode, EmailNotification, template};
 use crate::AppState;
 use crate::effects::worker::backoff;
 
-/// Emails claimed per query.
-const CLAIM_BATCH: i64 = 16;
+/// The most emails claimed per query. A query claims no more than the process sends at once
+/// (`workers`), so no claimed email waits in this process while its claim ages towards
+/// `stuck_after` (and being reaped and sent twice).
+const CLAIM_BATCH: usize = 16;
 
 /// Runs the sender of this process until the task is aborted.
 pub async fn run(state: AppState) {
@@ -59,7 +62,8 @@ pub async fn run(state: AppState) {
                 Err(e) => tracing::warn!(error = %e, "reaping stuck emails failed"),
             }
         }
-        let claimed = match claim(&state, &worker_id, CLAIM_BATCH).await {
+        let batch = state.effects.workers.clamp(1, CLAIM_BATCH);
+        let claimed = match claim(&state, &worker_id, batch as i64).await {
             Ok(rows) => rows,
             Err(e) => {
                 tracing::warn!(error = %e, "claiming emails failed");
@@ -67,9 +71,12 @@ pub async fn run(state: AppState) {
             }
         };
         let idle = claimed.is_empty();
-        for email in claimed {
-            process(&state, &transport, &worker_id, email).await;
-        }
+        // All at once: SMTP round trips dominate.
+        futures_util::stream::iter(claimed)
+            .for_each_concurrent(batch, |email| {
+                process(&state, &transport, &worker_id, email)
+            })
+            .await;
         if idle {
             tokio::time::sleep(state.effects.poll_interval).await;
         }
