@@ -102,17 +102,27 @@ $$ UPDATE webhook_deliveries d
     WHERE d.org_id = due.org_id AND d.id = due.id
 RETURNING d.org_id, d.id $$;
 
--- Gives deliveries whose sender died (running since before `stuck_before`) back to the queue;
--- the retry reuses the delivery's `msg_id` and body.
+-- Gives deliveries whose sender died (running since before `stuck_before`) back to the queue,
+-- logging the interrupted attempt; the retry reuses the delivery's `msg_id` and body.
 CREATE FUNCTION syncline_reap_webhook_deliveries(stuck_before timestamptz)
 RETURNS integer
 LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = public AS
 $$ WITH reaped AS (
-       UPDATE webhook_deliveries
+       UPDATE webhook_deliveries d
           SET status = 'pending', next_attempt_at = now(), locked_at = NULL, locked_by = NULL,
               last_error = 'the process sending it stopped'
-        WHERE status = 'running' AND locked_at < stuck_before
-    RETURNING 1)
+         FROM (SELECT w.org_id, w.id, w.locked_at FROM webhook_deliveries w
+               WHERE w.status = 'running' AND w.locked_at < stuck_before
+               FOR UPDATE SKIP LOCKED) stuck
+        WHERE d.org_id = stuck.org_id AND d.id = stuck.id
+    RETURNING d.org_id, d.id, d.attempts, stuck.locked_at AS started_at),
+   logged AS (
+       INSERT INTO webhook_attempts (org_id, delivery_id, attempt, started_at, duration_ms,
+                                     error, webhook_timestamp)
+       SELECT org_id, id, attempts, started_at, 0, 'the process sending it stopped',
+              extract(epoch FROM started_at)::bigint
+         FROM reaped
+       ON CONFLICT DO NOTHING)
    SELECT count(*)::integer FROM reaped $$;
 
 -- When the next pending delivery of any org is due (the loop sleeps until then).

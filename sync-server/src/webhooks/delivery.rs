@@ -422,18 +422,19 @@ async fn record(
         )
         .await?;
     } else {
-        let (failing_since,): (DateTime<Utc>,) = sqlx::query_as(
+        // No row: the endpoint was deleted while the request ran.
+        let failing_since: Option<(DateTime<Utc>,)> = sqlx::query_as(
             "UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, $3) \
              WHERE org_id = $1 AND id = $2 RETURNING failing_since",
         )
         .bind(org_id)
         .bind(claimed.endpoint_id)
         .bind(started_at)
-        .fetch_one(&mut *tx)
+        .fetch_optional(&mut *tx)
         .await?;
         let limit = chrono::Duration::from_std(state.effects.scaled(DISABLE_AFTER))
             .unwrap_or(chrono::Duration::MAX);
-        if Utc::now() - failing_since >= limit {
+        if failing_since.is_some_and(|(since,)| Utc::now() - since >= limit) {
             queued += store::disable_and_notify(
                 &mut tx,
                 state,

@@ -231,5 +231,20 @@ async fn killed_while_a_delivery_is_in_flight_the_retry_reuses_the_webhook_id() 
     assert!(requests.len() >= 2, "sent again after the crash: {log:#?}");
     assert!(requests.iter().all(|r| r["body"] == requests[0]["body"]));
     assert!(log.iter().all(verified_by_all));
+    // The delivery log shows the interrupted attempt, then the one that got through.
+    let attempts: Vec<(i32, Option<i32>, Option<String>)> =
+        sqlx::query_as("SELECT attempt, status_code, error FROM webhook_attempts ORDER BY attempt")
+            .fetch_all(&db)
+            .await
+            .expect("attempts");
+    assert_eq!(
+        attempts.first(),
+        Some(&(1, None, Some("the process sending it stopped".to_owned())))
+    );
+    assert_eq!(
+        attempts.last().map(|a| a.1),
+        Some(Some(200)),
+        "{attempts:?}"
+    );
     second.kill().await;
 }

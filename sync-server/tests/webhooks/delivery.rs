@@ -2,7 +2,10 @@
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use sync_server::testing::TestServer;
+use std::time::Duration;
+
+use sync_server::effects::EffectsSettings;
+use sync_server::testing::{TestServer, fresh_database_url, test_effects};
 
 use crate::common::{
     Receiver, create_endpoint, create_task, deliveries, delivery, until_deliveries,
@@ -177,10 +180,11 @@ async fn event_type_filters_choose_what_each_endpoint_gets() {
     let server = TestServer::start().await;
     let owner = server.register("owner@filter.hooks").await;
     let (all, secret_all) = create_endpoint(&server, &owner, &receiver.url("/all"), &[]).await;
+    // By name: the request goes to the address the guard checked (pinned resolution).
     let (assigned, secret_assigned) = create_endpoint(
         &server,
         &owner,
-        &receiver.url("/assigned"),
+        &format!("http://localhost:{}/assigned", receiver.port),
         &["task.assigned"],
     )
     .await;
@@ -347,4 +351,52 @@ async fn resend_and_recovery_send_again_under_the_same_webhook_id() {
         again["data"]["created"], 0,
         "a recovery makes no duplicates"
     );
+}
+
+#[tokio::test]
+async fn retry_after_of_a_429_is_honoured() {
+    let receiver = Receiver::start().await;
+    let server = TestServer::start().await;
+    let owner = server.register("owner@busy.hooks").await;
+    let (endpoint, secret) = create_endpoint(&server, &owner, &receiver.url("/hook"), &[]).await;
+    // One hour, scaled by the tests' 0.001: 3.6 s, far beyond the 5 s (5 ms) of the schedule.
+    receiver
+        .configure(&[&secret], json!([{"status": 429, "retry_after": 3600}]))
+        .await;
+    create_task(&server, &owner, json!({})).await;
+    let log = receiver.until("the retry", |log| log.len() == 2).await;
+    let gap = arrival(&log[1]) - arrival(&log[0]);
+    assert!(gap >= 3.5, "waited as asked: {gap}");
+    let rows = until_deliveries(&server, &owner, endpoint, 1, "succeeded").await;
+    assert_eq!(rows[0]["attempts"], 2);
+}
+
+#[tokio::test]
+async fn a_receiver_slower_than_the_timeout_is_a_failed_attempt() {
+    let receiver = Receiver::start().await;
+    let settings = EffectsSettings {
+        webhook_timeout: Duration::from_millis(500),
+        ..test_effects()
+    };
+    let server = TestServer::start_with(fresh_database_url().await, settings).await;
+    let owner = server.register("owner@slow.hooks").await;
+    let (endpoint, secret) = create_endpoint(&server, &owner, &receiver.url("/hook"), &[]).await;
+    receiver
+        .configure(&[&secret], json!([{"status": 200, "hold": 3}]))
+        .await;
+    create_task(&server, &owner, json!({})).await;
+    let rows = until_deliveries(&server, &owner, endpoint, 1, "succeeded").await;
+    let attempts = delivery(&server, &owner, &rows[0]["id"]).await["attempts"].clone();
+    let attempts = attempts.as_array().expect("attempts");
+    assert_eq!(attempts.len(), 2, "{attempts:#?}");
+    assert_eq!(attempts[0]["status_code"], Value::Null);
+    assert!(
+        attempts[0]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("no answer")),
+        "{attempts:#?}"
+    );
+    assert_eq!(attempts[1]["status_code"], 200);
+    let log = receiver.log().await;
+    assert_eq!(log[0]["webhook_id"], log[1]["webhook_id"]);
 }
