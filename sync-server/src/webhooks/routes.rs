@@ -145,14 +145,17 @@ async fn parse_fields(
     }
     match body.get("description") {
         None => {}
-        Some(Value::String(d)) if d.chars().count() <= MAX_DESCRIPTION_CHARS => {
+        // Postgres text cannot hold NUL.
+        Some(Value::String(d))
+            if d.chars().count() <= MAX_DESCRIPTION_CHARS && !d.contains('\0') =>
+        {
             changes.description = Some(d.trim().to_owned());
         }
         Some(_) => field_error(
             &mut fields,
             "description",
             ErrorCode::InvalidFieldValue,
-            format!("a string of at most {MAX_DESCRIPTION_CHARS} characters"),
+            format!("a string of at most {MAX_DESCRIPTION_CHARS} characters, without NUL"),
         ),
     }
     match body.get("event_types") {

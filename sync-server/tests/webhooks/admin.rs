@@ -131,6 +131,12 @@ async fn bad_endpoint_requests_get_422_naming_the_field() {
             "colour",
             "unknown_field",
         ),
+        (
+            json!({"url": "https://93.184.216.34/", "description": "a\u{0}b"}),
+            "description",
+            "invalid_field_value",
+        ),
+        (json!({"url": "http://[::1/"}), "url", "invalid_field_value"),
     ] {
         let (status, answer) = server
             .api(
