@@ -25,7 +25,7 @@ use uuid::Uuid;
 
 use crate::codes::ErrorCode;
 use crate::record::{FieldValue, Record, RecordError};
-use crate::schema::{COMMENTS, CONTACTS, CollectionSchema, DOCUMENTS, NOTES, TASKS};
+use crate::schema::{COMMENTS, CONTACTS, CollectionSchema, DOCUMENTS, NOTES, NOTIFICATIONS, TASKS};
 
 /// A user's role in an organization, from least to most privileged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -148,6 +148,10 @@ pub enum WriteRule {
         assignee: &'static str,
         otherwise: Relation,
     },
+    /// No client writes it, whatever their relation: the server sets it when it creates the
+    /// document (e.g. a notification's text). It is still a field of the CRDT document, so
+    /// replicas receive it.
+    ServerOnly,
 }
 
 /// The write rule of one client field.
@@ -162,6 +166,13 @@ impl FieldRule {
         Self {
             field,
             write: WriteRule::AtLeast(relation),
+        }
+    }
+
+    const fn server_only(field: &'static str) -> Self {
+        Self {
+            field,
+            write: WriteRule::ServerOnly,
         }
     }
 }
@@ -283,6 +294,26 @@ pub const COMMENT_RULES: CollectionRules = CollectionRules {
     ],
 };
 
+/// Notifications: created by the server only (their fields are [`WriteRule::ServerOnly`], so no
+/// client change can create one); the recipient, the only user with a relation to the document
+/// (owner), may set or clear `read_at` and nothing else.
+pub const NOTIFICATION_RULES: CollectionRules = CollectionRules {
+    collection: NOTIFICATIONS.name,
+    read: Relation::Viewer,
+    create: OrgRole::Owner,
+    fields: &[
+        FieldRule::server_only("recipient_id"),
+        FieldRule::server_only("event_type"),
+        FieldRule::server_only("event_id"),
+        FieldRule::server_only("title"),
+        FieldRule::server_only("body"),
+        FieldRule::server_only("entity_collection"),
+        FieldRule::server_only("entity_id"),
+        FieldRule::server_only("actor_id"),
+        FieldRule::at_least("read_at", Relation::Owner),
+    ],
+};
+
 /// The rules of every synced collection.
 pub const RULES: &[&CollectionRules] = &[
     &TASK_RULES,
@@ -290,6 +321,7 @@ pub const RULES: &[&CollectionRules] = &[
     &DOCUMENT_RULES,
     &CONTACT_RULES,
     &COMMENT_RULES,
+    &NOTIFICATION_RULES,
 ];
 
 /// A collection with no rules here grants nothing: no reads or writes below `Owner`, creation
@@ -499,6 +531,13 @@ pub fn authorize_write(
         };
         let needed = match rule.write {
             WriteRule::AtLeast(needed) => needed,
+            WriteRule::ServerOnly => {
+                return Err(RecordError::new(
+                    ErrorCode::FieldForbidden,
+                    name,
+                    "only the server writes this field",
+                ));
+            }
             WriteRule::AssigneeMaySet {
                 value,
                 assignee,
@@ -990,5 +1029,69 @@ mod tests {
         let graph: HashMap<Uuid, Vec<Uuid>> = [(a, vec![b])].into_iter().collect();
         let edges = |t: Uuid| graph.get(&t).cloned().unwrap_or_default();
         assert!(creates_cycle(b, &[a], edges));
+    }
+
+    /// A notification as the server creates it: its recipient (owner) may mark it read, nobody
+    /// may change its text, and no client change can create one.
+    #[test]
+    fn notifications_are_written_by_the_server_except_read_at() {
+        let recipient = Uuid::now_v7();
+        let mut doc = AutoCommit::new();
+        for (name, value) in [
+            ("recipient_id", FieldValue::Ref(recipient)),
+            ("event_type", s("task.assigned")),
+            ("event_id", FieldValue::Ref(Uuid::now_v7())),
+            ("title", s("You were assigned")),
+        ] {
+            put_field(&mut doc, &NOTIFICATIONS, name, Some(&value)).expect("field");
+        }
+        doc.commit();
+        let created = doc.get_changes(&[]).first().map(|c| (*c).clone());
+        let before = read_record(&doc, &NOTIFICATIONS).expect("valid");
+        let judge_edit = |edit: &dyn Fn(&mut AutoCommit)| {
+            let mut doc = doc.clone();
+            let (change, merged) = change_on(&mut doc, |d| edit(d));
+            let after = read_record(&merged, &NOTIFICATIONS).expect("valid after");
+            let touched = touched_fields(&change, &merged).expect("decodes");
+            authorize_write(
+                &NOTIFICATIONS,
+                recipient,
+                Some(Relation::Owner),
+                Some(&before),
+                &after,
+                &touched,
+            )
+        };
+        let read = judge_edit(&|d| {
+            put_field(
+                d,
+                &NOTIFICATIONS,
+                "read_at",
+                Some(&FieldValue::Timestamp(1)),
+            )
+            .expect("r");
+        });
+        assert_eq!(read, Ok(()));
+        let err = judge_edit(&|d| {
+            put_field(d, &NOTIFICATIONS, "title", Some(&s("forged"))).expect("title");
+        })
+        .expect_err("title is the server's");
+        assert_eq!(
+            (err.code, err.field.as_str()),
+            (ErrorCode::FieldForbidden, "title")
+        );
+        // Creating one, even as its owner: every required field is the server's.
+        let created = created.expect("the creating change");
+        let touched = touched_fields(&created, doc.document()).expect("decodes");
+        let err = authorize_write(
+            &NOTIFICATIONS,
+            recipient,
+            Some(Relation::Owner),
+            None,
+            &before,
+            &touched,
+        )
+        .expect_err("clients never create notifications");
+        assert_eq!(err.code, ErrorCode::FieldForbidden);
     }
 }

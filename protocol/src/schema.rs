@@ -230,8 +230,52 @@ pub const COMMENTS: CollectionSchema = CollectionSchema {
     ],
 };
 
+/// In-app notifications: one record per (event, recipient), created by the server only and
+/// readable by the recipient only (on every device, offline too). The recipient marks it read by
+/// setting `read_at` (and unread by clearing it); no client writes any other field. The link to
+/// what it is about is `entity_collection` + `entity_id`.
+pub const NOTIFICATIONS: CollectionSchema = CollectionSchema {
+    name: "notifications",
+    table: "notifications",
+    fields: &[
+        FieldDef::client("recipient_id", FieldType::Ref("users"), true),
+        FieldDef::client("event_type", FieldType::String { max_len: 100 }, true),
+        FieldDef::client("event_id", FieldType::Ref("domain_events"), true),
+        FieldDef::client("title", FieldType::String { max_len: 500 }, true),
+        FieldDef::client("body", FieldType::String { max_len: 2_000 }, false),
+        FieldDef::client(
+            "entity_collection",
+            FieldType::String { max_len: 100 },
+            false,
+        ),
+        FieldDef::client("entity_id", FieldType::Ref("records"), false),
+        FieldDef::client("actor_id", FieldType::Ref("users"), false),
+        FieldDef::client("read_at", FieldType::Timestamp, false),
+        FieldDef::server("created_by", FieldType::Ref("users")),
+        FieldDef::server("created_at", FieldType::Timestamp),
+        FieldDef::server("updated_at", FieldType::Timestamp),
+    ],
+};
+
+/// Collections whose every document belongs to one user (its `recipient_id`) and is readable
+/// by that user only, whatever the org roles and shares: the server's authorization model keeps
+/// their owners apart from relation tuples.
+pub const PERSONAL_COLLECTIONS: &[&str] = &[NOTIFICATIONS.name];
+
+/// Whether documents of `name` are personal (see [`PERSONAL_COLLECTIONS`]).
+pub fn is_personal(name: &str) -> bool {
+    PERSONAL_COLLECTIONS.contains(&name)
+}
+
 /// Every synced record collection.
-pub const COLLECTIONS: &[&CollectionSchema] = &[&TASKS, &NOTES, &DOCUMENTS, &CONTACTS, &COMMENTS];
+pub const COLLECTIONS: &[&CollectionSchema] = &[
+    &TASKS,
+    &NOTES,
+    &DOCUMENTS,
+    &CONTACTS,
+    &COMMENTS,
+    &NOTIFICATIONS,
+];
 
 /// A collection of text documents (Yjs, see [`crate::text`]): the rich-text body of each record
 /// of its `parent` collection. A body has the id of its record, its readers and writers are the

@@ -94,6 +94,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::effects::dead_letters::routes())
         .merge(crate::audit::routes())
         .merge(crate::webhooks::routes())
+        .merge(crate::notifications::routes::routes())
         // Unknown paths and methods answer with the error envelope too (axum's are empty).
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)

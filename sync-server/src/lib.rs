@@ -36,6 +36,7 @@ pub mod faults;
 pub mod health;
 pub mod hub;
 pub mod merge;
+pub mod notifications;
 pub mod plain_errors;
 pub mod rest;
 pub mod revisions;

@@ -6,6 +6,10 @@
 //! `acl_seq` it was read at, and callers that must be current ([`AclCache::get_fresh`]: the
 //! write path, and connections reading an authorization entry of the log) ask for a model at
 //! least as new as the authorization change they know of.
+//!
+//! Personal documents (notifications) are part of the model: creating one bumps the org's
+//! `acl_seq` like any authorization change, and a connection forwarding a change of a personal
+//! document its model does not know yet reloads first ([`AclCache::for_change`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -74,6 +78,26 @@ impl AclCache {
         Ok(acl)
     }
 
+    /// The org's model for deciding who may read the committed change of `doc_id` at `seq`:
+    /// the cached one, unless `doc_id` is a personal document it does not know (created after
+    /// it was loaded, possibly by another process), then one at least as new as `seq`.
+    pub async fn for_change(
+        &self,
+        db: &PgPool,
+        org_id: Uuid,
+        doc_id: Uuid,
+        seq: u64,
+    ) -> Result<Arc<OrgAcl>, sqlx::Error> {
+        let acl = self.get(db, org_id).await?;
+        if super::model::is_personal_id(doc_id)
+            && !acl.personal.contains_key(&doc_id)
+            && acl.loaded_seq < seq
+        {
+            return self.get_fresh(db, org_id, seq).await;
+        }
+        Ok(acl)
+    }
+
     /// Forgets the org's model; the next `get` reloads it.
     pub fn invalidate(&self, org_id: Uuid) {
         let mut entries = self.lock();
@@ -130,6 +154,12 @@ async fn load(db: &PgPool, org_id: Uuid) -> Result<OrgAcl, sqlx::Error> {
             .or_default()
             .push((relation, subject));
     }
+    let personal: Vec<(Uuid, Uuid)> =
+        sqlx::query_as("SELECT id, recipient_id FROM notifications WHERE org_id = $1")
+            .bind(org_id)
+            .fetch_all(&mut *tx)
+            .await?;
+    acl.personal.extend(personal);
     tx.commit().await?;
     Ok(acl)
 }

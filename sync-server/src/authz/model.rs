@@ -1,6 +1,13 @@
 //! The authorization model of one org, held in memory: member roles, team memberships and the
 //! relation tuples on its documents. A user's relation to a document is the strongest of what
 //! their org role grants on every document, their direct tuples, and their teams' tuples.
+//!
+//! **Personal documents** (the collections of `schema::PERSONAL_COLLECTIONS`, i.e.
+//! notifications) are the exception: each belongs to one user, who owns it, and nobody else has
+//! any relation to it, org owners included; roles and tuples do not apply. Their ids carry a
+//! tag ([`personal_id`]), so a model that does not know a personal document yet (loaded before
+//! it was created, in another process) refuses it to everyone instead of granting it by role:
+//! a stale model fails closed, and [`super::AclCache::for_change`] reloads.
 
 use std::collections::{HashMap, HashSet};
 
@@ -23,6 +30,8 @@ pub struct OrgAcl {
     pub teams_of: HashMap<Uuid, HashSet<Uuid>>,
     /// document -> tuples granting on it.
     pub tuples: HashMap<Uuid, Vec<(Relation, Subject)>>,
+    /// personal document -> the user it belongs to (see the module docs).
+    pub personal: HashMap<Uuid, Uuid>,
     /// The org's `acl_seq` when this model was read: it includes every authorization change up
     /// to that seq.
     pub loaded_seq: u64,
@@ -38,6 +47,33 @@ pub fn role_relation(role: OrgRole) -> Option<Relation> {
     }
 }
 
+/// The tag in the first four bytes of a personal document's id.
+const PERSONAL_TAG: [u8; 4] = *b"PRSN";
+
+/// The id of a personal document, derived from `parts` (e.g. an event id and a recipient): the
+/// same parts always give the same id, so a creation that runs twice finds the first one. A
+/// UUIDv8 (clients create UUIDv7 ids) whose first bytes are a tag and the rest a SHA-256 of the
+/// parts.
+pub fn personal_id(parts: &[&[u8]]) -> Uuid {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    hasher.update(b"syncline personal document");
+    for part in parts {
+        hasher.update((part.len() as u64).to_be_bytes());
+        hasher.update(part);
+    }
+    let digest = hasher.finalize();
+    let mut bytes = [0u8; 16];
+    bytes[..4].copy_from_slice(&PERSONAL_TAG);
+    bytes[4..].copy_from_slice(&digest[..12]);
+    uuid::Builder::from_custom_bytes(bytes).into_uuid()
+}
+
+/// Whether `doc` has the id shape of a personal document (see [`personal_id`]).
+pub fn is_personal_id(doc: Uuid) -> bool {
+    doc.get_version_num() == 8 && doc.as_bytes()[..4] == PERSONAL_TAG
+}
+
 impl OrgAcl {
     pub fn role(&self, user: Uuid) -> Option<OrgRole> {
         self.roles.get(&user).copied()
@@ -47,6 +83,13 @@ impl OrgAcl {
     /// (including when they are not a member of the org).
     pub fn relation(&self, user: Uuid, doc: Uuid) -> Option<Relation> {
         let role = self.role(user)?;
+        if let Some(owner) = self.personal.get(&doc) {
+            return (*owner == user).then_some(Relation::Owner);
+        }
+        if is_personal_id(doc) {
+            // Unknown to this model (created after it was loaded): nobody, until reloaded.
+            return None;
+        }
         let mut best = role_relation(role);
         let teams = self.teams_of.get(&user);
         for (relation, subject) in self.tuples.get(&doc).into_iter().flatten() {
@@ -129,5 +172,29 @@ mod tests {
         // A tuple for a user who left the org grants nothing.
         acl.roles.remove(&guest);
         assert_eq!(acl.relation(guest, doc), None);
+    }
+
+    #[test]
+    fn personal_documents_belong_to_their_owner_only() {
+        let (mut acl, owner, member, _, _, _) = acl();
+        let doc = personal_id(&[b"event", member.as_bytes()]);
+        assert!(is_personal_id(doc));
+        assert_eq!(doc, personal_id(&[b"event", member.as_bytes()]), "stable");
+        assert!(!is_personal_id(Uuid::now_v7()));
+        // Unknown to this model: nobody, not even an org owner.
+        assert_eq!(acl.relation(owner, doc), None);
+        assert_eq!(acl.relation(member, doc), None);
+        acl.personal.insert(doc, member);
+        assert_eq!(acl.relation(member, doc), Some(Relation::Owner));
+        assert_eq!(acl.relation(owner, doc), None, "org owners do not see it");
+        // A share grants nothing on a personal document.
+        acl.tuples
+            .entry(doc)
+            .or_default()
+            .push((Relation::Viewer, Subject::User(owner)));
+        assert_eq!(acl.relation(owner, doc), None);
+        // Its owner loses it when they leave the org.
+        acl.roles.remove(&member);
+        assert_eq!(acl.relation(member, doc), None);
     }
 }

@@ -7,6 +7,9 @@ use super::{EffectHandler, Handlers};
 
 /// Every handler of the server, in no particular order (jobs run independently).
 pub fn all() -> Handlers {
-    let list: Vec<Arc<dyn EffectHandler>> = vec![Arc::new(crate::webhooks::WebhooksHandler)];
+    let list: Vec<Arc<dyn EffectHandler>> = vec![
+        Arc::new(crate::webhooks::WebhooksHandler),
+        Arc::new(crate::notifications::NotificationsHandler),
+    ];
     Handlers::new(list)
 }

@@ -280,9 +280,11 @@ async fn load(
     Ok(match lookup {
         DocumentLookup::OtherOrg => Slot::Inaccessible { reserved: false },
         DocumentLookup::Reserved { created_at } => {
+            // Personal document ids (notifications) are the server's to create.
             let may_create = acl
                 .role(pusher.user_id)
-                .is_some_and(|role| role >= rules::create_role(schema));
+                .is_some_and(|role| role >= rules::create_role(schema))
+                && !crate::authz::model::is_personal_id(doc_id);
             if !may_create {
                 return Ok(Slot::Inaccessible { reserved: true });
             }

@@ -18,6 +18,7 @@ pub mod cache;
 mod dependencies;
 mod document;
 pub mod server;
+pub mod system;
 mod text;
 mod untrusted;
 

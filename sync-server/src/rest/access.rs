@@ -3,7 +3,8 @@
 //! [`Caller`] is the one place that authenticates a REST request: a user's bearer JWT or an API
 //! key ([`super::principal::Principal`]; a key's scopes are checked by [`Caller::require`]). Reads
 //! are filtered by the same authorization model as sync: org members read every record through
-//! their role, guests only what is shared with them.
+//! their role, guests only what is shared with them, and personal records (notifications) are
+//! read by their owner only.
 
 use std::sync::Arc;
 
@@ -84,7 +85,16 @@ pub async fn readable(
         ServerError::new(ErrorCode::Forbidden, "not a member of this organization")
     })?;
     let needed = rules::read_relation(schema);
-    let readable = if role_relation(role).is_some_and(|r| r >= needed) {
+    let readable = if schema::is_personal(schema.name) {
+        // Personal documents (notifications): the caller's own only, whatever their role.
+        let ids = acl
+            .personal
+            .iter()
+            .filter(|(_, owner)| **owner == caller.user_id)
+            .map(|(doc, _)| *doc)
+            .collect();
+        Readable::Only(ids)
+    } else if role_relation(role).is_some_and(|r| r >= needed) {
         Readable::All
     } else {
         let ids = acl

@@ -63,7 +63,10 @@ impl Delivery {
         if !self.subs.covers(&change.collection, change.doc_id) {
             return Ok(());
         }
-        let acl = state.acl.get(&state.db, self.org_id).await?;
+        // A personal document (notification) newer than the cached model reloads it first.
+        let acl = (state.acl)
+            .for_change(&state.db, self.org_id, change.doc_id, change.seq)
+            .await?;
         if !acl.can_read(self.user_id, change.doc_id) {
             return Ok(());
         }
