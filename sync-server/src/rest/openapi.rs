@@ -33,6 +33,7 @@ use super::openapi_keys::ApiKeys;
 use super::openapi_orgs::Orgs;
 use super::openapi_revisions::Revisions;
 use super::openapi_routes::Routes;
+use crate::webhooks::openapi::Webhooks;
 
 /// Path of the served document.
 pub const PATH: &str = "/api/v1/openapi.json";
@@ -78,7 +79,7 @@ pub struct ErrorBody {
         license(name = "Apache-2.0"),
     ),
     components(schemas(ErrorEnvelope, ErrorBody)),
-    modifiers(&Routes, &Collections, &ApiKeys, &Revisions, &Orgs, &Effects, &Conventions),
+    modifiers(&Routes, &Collections, &ApiKeys, &Revisions, &Orgs, &Effects, &Webhooks, &Conventions),
 )]
 struct ApiDoc;
 

@@ -9,7 +9,12 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
+use std::time::Duration;
+
 use reqwest::Url;
+
+/// The longest a name lookup may take.
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Why a URL may not be a webhook target.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -130,9 +135,12 @@ pub async fn resolve(url: &Url, allow_private: bool) -> Result<Vec<SocketAddr>, 
     let literal = host.trim_start_matches('[').trim_end_matches(']');
     let addrs: Vec<SocketAddr> = match literal.parse::<IpAddr>() {
         Ok(ip) => vec![SocketAddr::new(ip, port)],
-        Err(_) => tokio::net::lookup_host((host, port))
+        // Bounded: a slow resolver must not hold a REST request or a delivery slot for long.
+        Err(_) => tokio::time::timeout(LOOKUP_TIMEOUT, tokio::net::lookup_host((host, port)))
             .await
-            .map_err(|_| UrlRefused::Unresolvable(host.to_owned()))?
+            .ok()
+            .and_then(Result::ok)
+            .ok_or_else(|| UrlRefused::Unresolvable(host.to_owned()))?
             .collect(),
     };
     if addrs.is_empty() {

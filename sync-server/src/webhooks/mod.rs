@@ -14,6 +14,7 @@
 
 pub mod delivery;
 pub mod guard;
+pub(crate) mod openapi;
 pub mod routes;
 pub mod signature;
 pub mod store;

@@ -117,7 +117,9 @@ async fn parse_fields(
         );
     }
     let mut changes = store::EndpointChanges::default();
-    match body.get("url") {
+    // `null` counts as absent (the optional fields are nullable in the OpenAPI document).
+    let get = |name: &str| body.get(name).filter(|v| !v.is_null());
+    match get("url") {
         None if creating => field_error(
             &mut fields,
             "url",
@@ -143,7 +145,7 @@ async fn parse_fields(
             format!("an http(s) URL of at most {MAX_URL_CHARS} characters"),
         ),
     }
-    match body.get("description") {
+    match get("description") {
         None => {}
         // Postgres text cannot hold NUL.
         Some(Value::String(d))
@@ -158,7 +160,7 @@ async fn parse_fields(
             format!("a string of at most {MAX_DESCRIPTION_CHARS} characters, without NUL"),
         ),
     }
-    match body.get("event_types") {
+    match get("event_types") {
         None => {}
         Some(Value::Array(items)) if items.len() <= MAX_EVENT_TYPES => {
             let types: Option<Vec<String>> = items
@@ -190,7 +192,7 @@ async fn parse_fields(
             format!("an array of at most {MAX_EVENT_TYPES} event types; empty means every type"),
         ),
     }
-    match body.get("enabled") {
+    match get("enabled") {
         None => {}
         Some(Value::Bool(b)) => changes.enabled = Some(*b),
         Some(_) => field_error(
