@@ -88,10 +88,12 @@ async fn failing_receiver_gets_four_attempts_with_growing_delays_and_one_logical
 }
 
 #[tokio::test]
-async fn gone_disables_the_endpoint_and_raises_an_event_for_the_admins() {
+async fn gone_disables_the_endpoint_and_notifies_the_admins() {
     let receiver = Receiver::start().await;
     let server = TestServer::start().await;
     let owner = server.register("owner@gone.hooks").await;
+    let admin = server.join(&owner, "admin@gone.hooks", "admin").await;
+    server.join(&owner, "member@gone.hooks", "member").await;
     let (endpoint, secret) = create_endpoint(&server, &owner, &receiver.url("/hook"), &[]).await;
     receiver
         .configure(&[&secret], json!([{"status": 410}]))
@@ -124,6 +126,32 @@ async fn gone_disables_the_endpoint_and_raises_an_event_for_the_admins() {
     .await
     .expect("events");
     assert_eq!(disabled, 1);
+    // The notifications handler turns the event into an in-app notification for each admin.
+    let mut notified = Vec::new();
+    for _ in 0..300 {
+        notified = sqlx::query_as::<_, (uuid::Uuid, String)>(
+            "SELECT recipient_id, title FROM notifications \
+             WHERE org_id = $1 AND event_type = 'webhook.endpoint_disabled'",
+        )
+        .bind(owner.org_id)
+        .fetch_all(&server.db)
+        .await
+        .expect("notifications");
+        if notified.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut recipients: Vec<uuid::Uuid> = notified.iter().map(|(r, _)| *r).collect();
+    recipients.sort();
+    let mut admins = vec![owner.user_id, admin.user_id];
+    admins.sort();
+    assert_eq!(recipients, admins, "owners and admins only: {notified:?}");
+    assert!(
+        notified
+            .iter()
+            .all(|(_, t)| t.contains(&receiver.url("/hook")))
+    );
 
     // Events after that make no delivery to the disabled endpoint.
     create_task(&server, &owner, json!({})).await;
