@@ -19,7 +19,12 @@ fn arrival(r: &Value) -> f64 {
 #[tokio::test]
 async fn failing_receiver_gets_four_attempts_with_growing_delays_and_one_logical_delivery() {
     let receiver = Receiver::start().await;
-    let server = TestServer::start().await;
+    // Delays of 10 ms, 600 ms and 3.6 s (±20 %): far enough apart to order under load.
+    let settings = EffectsSettings {
+        time_scale: 0.002,
+        ..test_effects()
+    };
+    let server = TestServer::start_with(fresh_database_url().await, settings).await;
     let owner = server.register("owner@retry.hooks").await;
     let (endpoint, secret) =
         create_endpoint(&server, &owner, &receiver.url("/hook"), &["task.created"]).await;
