@@ -47,7 +47,7 @@ pub struct PersonalRecord<'a> {
 #[derive(Debug)]
 pub enum Created {
     /// Stored in the transaction; call [`SystemChange::published`] after it commits.
-    New(SystemChange),
+    New(Box<SystemChange>),
     /// A document with this id already exists in the org (an earlier run created it).
     Exists,
 }
@@ -164,12 +164,12 @@ pub async fn create_personal(
         mid: None,
     };
     change_log::append(tx, org_id, record.owner, std::slice::from_ref(&change)).await?;
-    Ok(Ok(Created::New(SystemChange {
+    Ok(Ok(Created::New(Box::new(SystemChange {
         org_id,
         version,
         doc,
         change,
-    })))
+    }))))
 }
 
 /// The new document and its one change, made by the server's actor.

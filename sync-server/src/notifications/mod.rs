@@ -158,7 +158,7 @@ async fn deliver(
     tx.commit().await?;
     Ok(match published {
         Some(change) => {
-            change.published(state);
+            (*change).published(state);
             true
         }
         None => false,
