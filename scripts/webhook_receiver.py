@@ -7,7 +7,8 @@ Listens on 127.0.0.1 at a free port and prints `listening <port>` once ready. Co
 - `POST /_config {"secrets": ["whsec_..."], "plan": [{"status": 500}, ...]}` sets the secrets
   to verify with (each request is checked against each secret separately) and the answers of
   the next requests, in arrival order: `status`, optional `retry_after` (sent as the
-  `Retry-After` header) and `hold` (seconds to wait before answering). Past the plan, 200.
+  `Retry-After` header), `hold` (seconds to wait before answering) and `body_bytes` (answer
+  with that many bytes of `x` instead of the JSON body). Past the plan, 200.
 - `GET /_log` returns `{"requests": [...]}`: per request its `webhook_id`, `webhook_timestamp`,
   `webhook_signature`, `verified` (one boolean per secret), `verify_errors`, `arrived_at`
   (seconds since the epoch, float), `status` answered, the event `type` and the raw `body`.
@@ -33,8 +34,8 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, *args):  # quiet: the test reads /_log
         pass
 
-    def _reply(self, status, payload, headers=None):
-        body = json.dumps(payload).encode()
+    def _reply(self, status, payload, headers=None, body=None):
+        body = body if body is not None else json.dumps(payload).encode()
         try:
             self.send_response(status)
             self.send_header("content-type", "application/json")
@@ -104,7 +105,8 @@ class Handler(BaseHTTPRequestHandler):
         extra = {}
         if step.get("retry_after") is not None:
             extra["retry-after"] = str(step["retry_after"])
-        self._reply(status, {"received": entry["webhook_id"]}, extra)
+        big = b"x" * int(step["body_bytes"]) if step.get("body_bytes") else None
+        self._reply(status, {"received": entry["webhook_id"]}, extra, big)
 
 
 def main():

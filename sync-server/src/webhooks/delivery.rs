@@ -40,6 +40,8 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
 pub const RESPONSE_LOG_BYTES: usize = 20 * 1024;
 /// Requests one process sends at once.
 const CONCURRENCY: usize = 16;
+/// The shortest idle wait of the delivery loop.
+const MIN_WAIT: Duration = Duration::from_millis(10);
 /// Extra time, beyond the request timeout, before a running delivery counts as abandoned.
 const STUCK_GRACE: Duration = Duration::from_secs(5);
 
@@ -113,7 +115,12 @@ pub async fn run(state: AppState) {
             });
         }
         if got == 0 || slots.available_permits() == 0 {
-            let wait = until_next_due(&state).await;
+            // Full: only a finished send frees a slot (due deliveries wait for it).
+            let wait = if slots.available_permits() == 0 {
+                state.effects.poll_interval
+            } else {
+                until_next_due(&state).await
+            };
             tokio::select! {
                 _ = &mut notified => {}
                 Some(_) = running.join_next(), if !running.is_empty() => {}
@@ -123,7 +130,9 @@ pub async fn run(state: AppState) {
     }
 }
 
-/// How long to sleep: until the next pending delivery is due, at most the poll interval.
+/// How long to sleep: until the next pending delivery is due, at most the poll interval and
+/// at least [`MIN_WAIT`] (a due delivery another process is claiming must not make this loop
+/// spin).
 async fn until_next_due(state: &AppState) -> Duration {
     let poll = state.effects.poll_interval;
     let next: Result<(Option<DateTime<Utc>>,), _> =
@@ -134,7 +143,7 @@ async fn until_next_due(state: &AppState) -> Duration {
         Ok((Some(at),)) => (at - Utc::now())
             .to_std()
             .unwrap_or(Duration::ZERO)
-            .min(poll),
+            .clamp(MIN_WAIT, poll.max(MIN_WAIT)),
         _ => poll,
     }
 }

@@ -433,3 +433,47 @@ async fn a_receiver_slower_than_the_timeout_is_a_failed_attempt() {
     let log = receiver.log().await;
     assert_eq!(log[0]["webhook_id"], log[1]["webhook_id"]);
 }
+
+#[tokio::test]
+async fn the_delivery_log_keeps_20_kb_of_a_response() {
+    let receiver = Receiver::start().await;
+    let server = TestServer::start().await;
+    let owner = server.register("owner@chatty.hooks").await;
+    let (endpoint, secret) = create_endpoint(&server, &owner, &receiver.url("/hook"), &[]).await;
+    receiver
+        .configure(&[&secret], json!([{"status": 200, "body_bytes": 100_000}]))
+        .await;
+    create_task(&server, &owner, json!({})).await;
+    let rows = until_deliveries(&server, &owner, endpoint, 1, "succeeded").await;
+    let attempts = delivery(&server, &owner, &rows[0]["id"]).await["attempts"].clone();
+    let kept = attempts[0]["response_body"].as_str().expect("body");
+    assert_eq!(kept.len(), 20 * 1024);
+    assert!(kept.bytes().all(|b| b == b'x'));
+}
+
+#[tokio::test]
+async fn two_server_processes_send_each_message_once() {
+    let receiver = Receiver::start().await;
+    let url = fresh_database_url().await;
+    let first = TestServer::start_on(url.clone()).await;
+    let second = TestServer::start_on(url).await;
+    let owner = first.register("owner@pair.hooks").await;
+    let (endpoint, secret) =
+        create_endpoint(&first, &owner, &receiver.url("/hook"), &["task.created"]).await;
+    receiver.configure(&[&secret], json!([])).await;
+    for i in 0..20 {
+        let via = if i % 2 == 0 { &first } else { &second };
+        create_task(via, &owner, json!({ "title": format!("task {i}") })).await;
+    }
+    until_deliveries(&first, &owner, endpoint, 20, "succeeded").await;
+    let log = receiver.log().await;
+    let mut ids: Vec<&str> = log
+        .iter()
+        .filter_map(|r| r["webhook_id"].as_str())
+        .collect();
+    assert_eq!(ids.len(), 20, "{log:#?}");
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 20, "no message twice");
+    assert!(log.iter().all(verified_by_all));
+}
