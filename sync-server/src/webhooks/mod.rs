@@ -106,6 +106,11 @@ impl EffectHandler for WebhooksHandler {
 /// Makes the deliveries of `event` (idempotent: one per endpoint, ever); returns how many
 /// were new.
 pub async fn fan_out(state: &AppState, event: &DomainEvent) -> Result<u64, sqlx::Error> {
+    // A personal record (a user's notification) is readable by its owner only: org-wide
+    // endpoints never get it.
+    if syncline_protocol::schema::is_personal(&event.collection) {
+        return Ok(0);
+    }
     let mut tx = crate::db::begin_org(&state.db, event.org_id).await?;
     // Endpoints made after the event do not get it (no replay of history by accident; a
     // recovery does that on purpose).

@@ -368,7 +368,8 @@ async fn requeue(
 }
 
 /// The org's events since `since` that the endpoint's filter takes and that have no delivery
-/// to it yet (oldest first, at most `limit`), for a recovery.
+/// to it yet (oldest first, at most `limit`), for a recovery; never events of personal
+/// records (see [`super::fan_out`]).
 pub async fn undelivered_events_since(
     tx: &mut Tx<'_>,
     org_id: Uuid,
@@ -380,7 +381,7 @@ pub async fn undelivered_events_since(
         "SELECT ev.id, ev.org_id, ev.event_type, ev.collection, ev.entity_id, ev.actor_id, \
                 ev.occurred_at, ev.data, ev.correlation_id \
          FROM domain_events ev JOIN webhook_endpoints ep ON ep.org_id = ev.org_id AND ep.id = $2 \
-         WHERE ev.org_id = $1 AND ev.occurred_at >= $3 \
+         WHERE ev.org_id = $1 AND ev.occurred_at >= $3 AND NOT ev.collection = ANY($5) \
            AND (cardinality(ep.event_types) = 0 OR ev.event_type = ANY(ep.event_types)) \
            AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d \
                            WHERE d.org_id = ev.org_id AND d.event_id = ev.id AND d.endpoint_id = $2) \
@@ -390,6 +391,7 @@ pub async fn undelivered_events_since(
     .bind(endpoint_id)
     .bind(since)
     .bind(limit)
+    .bind(syncline_protocol::schema::PERSONAL_COLLECTIONS)
     .fetch_all(&mut **tx)
     .await?;
     Ok(rows

@@ -477,3 +477,25 @@ async fn two_server_processes_send_each_message_once() {
     assert_eq!(ids.len(), 20, "no message twice");
     assert!(log.iter().all(verified_by_all));
 }
+
+#[tokio::test]
+async fn personal_records_never_leave_through_webhooks() {
+    let server = TestServer::start().await;
+    let owner = server.register("owner@personal.hooks").await;
+    create_endpoint(&server, &owner, "http://127.0.0.1:9/hook", &[]).await;
+    let event = sync_server::effects::DomainEvent {
+        id: uuid::Uuid::now_v7(),
+        org_id: owner.org_id,
+        event_type: "notification.updated".into(),
+        collection: "notifications".into(),
+        entity_id: uuid::Uuid::now_v7(),
+        actor_id: Some(owner.user_id),
+        occurred_at: chrono::Utc::now(),
+        data: json!({"record": {"title": "private"}, "changes": {}}),
+        correlation_id: None,
+    };
+    let made = sync_server::webhooks::fan_out(&server.state, &event)
+        .await
+        .expect("fan out");
+    assert_eq!(made, 0, "a user's notification is theirs alone");
+}
