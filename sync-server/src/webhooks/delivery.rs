@@ -401,7 +401,7 @@ async fn record(
         "UPDATE webhook_deliveries SET status = $3, next_attempt_at = COALESCE($4, next_attempt_at), \
                 last_status = $5, last_error = $6, locked_at = NULL, locked_by = NULL, \
                 finished_at = CASE WHEN $3 IN ('succeeded', 'failed') THEN now() END \
-         WHERE org_id = $1 AND id = $2 AND status = 'running'",
+         WHERE org_id = $1 AND id = $2 AND status = 'running' AND attempts = $7",
     )
     .bind(org_id)
     .bind(id)
@@ -409,6 +409,9 @@ async fn record(
     .bind(next_at)
     .bind(outcome.status.map(i32::from))
     .bind(&error)
+    // A result that comes back after its claim was reaped and claimed again (attempts moved
+    // on) must not overwrite the newer claim's state.
+    .bind(claimed.attempts)
     .execute(&mut *tx)
     .await?;
     let mut queued = 0;
