@@ -193,6 +193,8 @@ pub struct Delivery {
 pub struct DeliveryListMeta {
     pub count: i64,
     pub limit: i64,
+    /// Pass as `cursor` for the next (older) page; `null` when this page is not full.
+    pub next_cursor: Option<String>,
 }
 
 /// An endpoint's deliveries, newest first.
@@ -359,10 +361,11 @@ fn recover() {}
         ("id" = Uuid, Path, description = "The endpoint's id."),
         ("status" = Option<String>, Query, description = "`pending`, `running`, `succeeded` or `failed`."),
         ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "At most this many (default 100)."),
+        ("cursor" = Option<String>, Query, description = "`meta.next_cursor` of the previous page."),
     ),
     responses(
         (status = 200, description = "Deliveries.", body = DeliveryList),
-        (status = 400, description = "A bad status or limit."),
+        (status = 400, description = "A bad status, limit or cursor."),
         (status = 403, description = "Not an org owner or admin."),
         (status = 404, description = "No such endpoint in the org."),
     )

@@ -8,7 +8,8 @@
 //!   keeps signing for 24 h (scaled by `time_scale`);
 //! - `POST /api/v1/webhooks/endpoints/{id}/recover {since}` → sends again the endpoint's failed
 //!   deliveries made since then, and the events since then it never got;
-//! - `GET /api/v1/webhooks/endpoints/{id}/deliveries?status=&limit=` → the delivery log;
+//! - `GET /api/v1/webhooks/endpoints/{id}/deliveries?status=&limit=&cursor=` → the endpoint's
+//!   deliveries, newest first, a page at a time;
 //! - `GET /api/v1/webhooks/deliveries/{id}` → one delivery with its attempts;
 //! - `POST /api/v1/webhooks/deliveries/{id}/resend` → a new round of attempts of a finished
 //!   delivery (same `webhook-id`, same bytes).
@@ -392,6 +393,8 @@ async fn recover(
 struct DeliveriesQuery {
     status: Option<String>,
     limit: Option<i64>,
+    /// `meta.next_cursor` of the previous page.
+    cursor: Option<String>,
 }
 
 async fn list_deliveries(
@@ -420,16 +423,38 @@ async fn list_deliveries(
             format!("limit is between 1 and {MAX_LIST_LIMIT}"),
         ));
     }
+    let before = match q.cursor.as_deref() {
+        None => None,
+        Some(cursor) => Some(cursor.parse::<Uuid>().map_err(|_| {
+            ServerError::new(
+                ErrorCode::InvalidInput,
+                "cursor is the `meta.next_cursor` of a previous page",
+            )
+        })?),
+    };
     let mut tx = crate::db::begin_org(&state.db, caller.org_id).await?;
     store::endpoint(&mut tx, caller.org_id, id)
         .await?
         .ok_or_else(endpoint_not_found)?;
-    let rows = store::deliveries(&mut tx, caller.org_id, id, q.status.as_deref(), limit).await?;
+    let rows = store::deliveries(
+        &mut tx,
+        caller.org_id,
+        id,
+        q.status.as_deref(),
+        before,
+        limit,
+    )
+    .await?;
     tx.commit().await?;
     let count = rows.len();
-    Ok(Json(
-        json!({ "data": rows, "meta": { "count": count, "limit": limit } }),
-    ))
+    // A full page may have more behind it.
+    let next_cursor = (i64::try_from(count).ok() == Some(limit))
+        .then(|| rows.last().map(|r| r.id.to_string()))
+        .flatten();
+    Ok(Json(json!({
+        "data": rows,
+        "meta": { "count": count, "limit": limit, "next_cursor": next_cursor },
+    })))
 }
 
 /// `GET /api/v1/webhooks/deliveries/{id}` → `{data: {..delivery, attempts: [...]}}`.

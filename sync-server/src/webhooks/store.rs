@@ -273,23 +273,27 @@ pub async fn delivery(
     .await
 }
 
-/// The endpoint's deliveries, newest first, at most `limit`, optionally of one status.
+/// The endpoint's deliveries, newest first (by id: UUIDv7, so by creation), at most `limit`,
+/// optionally of one status and only older than the delivery `before` (the paging cursor).
 pub async fn deliveries(
     tx: &mut Tx<'_>,
     org_id: Uuid,
     endpoint_id: Uuid,
     status: Option<&str>,
+    before: Option<Uuid>,
     limit: i64,
 ) -> Result<Vec<Delivery>, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries \
          WHERE org_id = $1 AND endpoint_id = $2 AND ($3::text IS NULL OR status = $3) \
-         ORDER BY created_at DESC, id DESC LIMIT $4"
+           AND ($5::uuid IS NULL OR id < $5) \
+         ORDER BY id DESC LIMIT $4"
     )))
     .bind(org_id)
     .bind(endpoint_id)
     .bind(status)
     .bind(limit)
+    .bind(before)
     .fetch_all(&mut **tx)
     .await
 }

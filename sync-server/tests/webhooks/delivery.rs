@@ -466,6 +466,35 @@ async fn two_server_processes_send_each_message_once() {
         create_task(via, &owner, json!({ "title": format!("task {i}") })).await;
     }
     until_deliveries(&first, &owner, endpoint, 20, "succeeded").await;
+    // The delivery list pages through all 20 without repeats.
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => {
+                format!("/api/v1/webhooks/endpoints/{endpoint}/deliveries?limit=7&cursor={c}")
+            }
+            None => format!("/api/v1/webhooks/endpoints/{endpoint}/deliveries?limit=7"),
+        };
+        let (status, page) = first
+            .api(Method::GET, &path, &owner.access_token, None)
+            .await;
+        assert_eq!(status, 200, "{page}");
+        seen.extend(
+            page["data"]
+                .as_array()
+                .expect("rows")
+                .iter()
+                .map(|r| r["id"].clone()),
+        );
+        match page["meta"]["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 20);
+    seen.dedup();
+    assert_eq!(seen.len(), 20);
     let log = receiver.log().await;
     let mut ids: Vec<&str> = log
         .iter()
