@@ -565,3 +565,37 @@ async fn a_suggestion_on_a_contract_raises_suggestion_received_and_edits_are_aud
         ]
     );
 }
+
+#[tokio::test]
+async fn an_editors_update_with_missing_dependencies_is_refused_and_leaves_no_trace() {
+    let server = TestServer::start().await;
+    let users = server.seed_org("Acme", &[OrgRole::Owner]).await;
+    let mut owner = Pusher::connect(&server, &users[0]).await;
+    let note = owner.create_note("Draft").await;
+    let editor = TextReplica::new();
+    assert_acked(
+        owner
+            .push(note, "note_bodies", editor.push_paragraph("Hello"))
+            .await,
+    );
+    let other = TextReplica::from_state(&editor.state());
+    let first = editor.insert(0, 5, " big");
+    let second = editor.insert(0, 9, " world");
+    // Editors' updates are applied in place and judged afterwards: this one needs `first`.
+    assert_rejected(
+        owner.push(note, "note_bodies", second.clone()).await,
+        ErrorCode::MissingDependency,
+    );
+    // The server's copy was rebuilt: a later edit lands on the stored state, nothing pending.
+    assert_acked(
+        owner
+            .push(note, "note_bodies", other.insert(0, 0, "Oh "))
+            .await,
+    );
+    assert_eq!(plain_text(&server, note).await, "Oh Hello");
+    assert_acked(owner.push(note, "note_bodies", first).await);
+    assert_acked(owner.push(note, "note_bodies", second).await);
+    assert_eq!(plain_text(&server, note).await, "Oh Hello big world");
+    let restarted = server.restart().await;
+    assert_eq!(plain_text(&restarted, note).await, "Oh Hello big world");
+}

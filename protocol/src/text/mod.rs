@@ -56,7 +56,7 @@ mod tests_random;
 #[cfg(test)]
 mod tests_resolve;
 
-pub use authorize::authorize_update;
+pub use authorize::{EditorUpdate, apply_editor_update, authorize_update};
 pub use extract::{Suggestion, SuggestionKind, plain_text, plain_text_in, suggestions};
 pub use history::{
     HistoryError, decode_snapshot, html_at, redline, redline_html, snapshot_of, text_at,

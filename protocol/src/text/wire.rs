@@ -31,6 +31,12 @@ const MAX_CLIENT: u64 = (1 << 53) - 1;
 /// runs it first; run it before any other yrs decoding of client bytes too (e.g. the updates of
 /// the y-websocket endpoint's sync messages).
 pub fn check_update_v1(update: &[u8]) -> Result<(), TextRefusal> {
+    check_update_shape(update).map(|_| ())
+}
+
+/// [`check_update_v1`], also telling whether the update creates shared types (elements, nested
+/// texts): only such an update can make the document nest deeper.
+pub(crate) fn check_update_shape(update: &[u8]) -> Result<bool, TextRefusal> {
     let mut r = Reader {
         buf: update,
         pos: 0,
@@ -55,6 +61,7 @@ pub fn check_update_v1(update: &[u8]) -> Result<(), TextRefusal> {
             clock = clock.saturating_add(len);
         }
     }
+    let creates_types = items.iter().any(|i| i.is_type);
     if deepest_new_type(&mut items) > MAX_DEPTH {
         return Err(TextRefusal::too_deep());
     }
@@ -66,7 +73,7 @@ pub fn check_update_v1(update: &[u8]) -> Result<(), TextRefusal> {
             r.var()?; // length
         }
     }
-    Ok(())
+    Ok(creates_types)
 }
 
 fn malformed(what: &str) -> TextRefusal {

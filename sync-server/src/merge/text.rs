@@ -14,7 +14,9 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use syncline_protocol::rules::Relation;
 use syncline_protocol::schema::{self, DOCUMENTS, TextCollection};
-use syncline_protocol::text::{self, TextRole, authorize_update};
+use syncline_protocol::text::{
+    self, EditorUpdate, TextRole, apply_editor_update, authorize_update,
+};
 use syncline_protocol::{ErrorCode, Mutation};
 use uuid::Uuid;
 use yrs::updates::decoder::Decode;
@@ -95,6 +97,32 @@ impl TextDocs {
                 ErrorCode::CollectionMismatch,
                 format!("document belongs to `{}`", working.collection.name),
             )));
+        }
+        if working.role == TextRole::Editor {
+            // Editors may change anything: apply directly, judge afterwards (see
+            // `apply_editor_update`); a refused update taints the copy, which is rebuilt.
+            return Ok(match apply_editor_update(&working.doc, &m.payload) {
+                EditorUpdate::Applied { changed } => {
+                    if changed {
+                        working.accepted.push(m.payload.to_vec());
+                    }
+                    Ok(())
+                }
+                EditorUpdate::Refused {
+                    refusal,
+                    doc_tainted,
+                } => {
+                    if doc_tainted {
+                        let parts = store::parts(tx, pusher.org_id, m.doc_id).await?;
+                        let rebuilt = store::doc_from_parts(m.doc_id, &parts)?;
+                        for update in &working.accepted {
+                            apply_trusted(&rebuilt, update)?;
+                        }
+                        working.doc = rebuilt;
+                    }
+                    Err(refuse(refusal.code, refusal.message))
+                }
+            });
         }
         if let Err(refusal) =
             authorize_update(&working.doc, &m.payload, pusher.user_id, working.role)
@@ -259,6 +287,15 @@ async fn load(
         pending_updates: locked.pending_updates,
         accepted: Vec::new(),
     })))
+}
+
+/// Re-applies an update this push already accepted (to a rebuilt copy).
+fn apply_trusted(doc: &Doc, update: &[u8]) -> Result<(), sqlx::Error> {
+    let update = Update::decode_v1(update)
+        .map_err(|e| sqlx::Error::Protocol(format!("accepted update does not decode: {e}")))?;
+    doc.transact_mut()
+        .apply_update(update)
+        .map_err(|e| sqlx::Error::Protocol(format!("accepted update did not apply: {e}")))
 }
 
 async fn is_signed(tx: &mut Tx<'_>, org_id: Uuid, doc_id: Uuid) -> Result<bool, sqlx::Error> {
