@@ -12,9 +12,11 @@
 //! `FOR UPDATE SKIP LOCKED`, signs (see [`signature`]) and sends them through the SSRF
 //! [`guard`], logs each attempt, and retries failures on the spec's schedule.
 
+mod attempt;
 pub mod delivery;
 pub mod guard;
 pub(crate) mod openapi;
+mod request;
 pub mod routes;
 pub mod signature;
 pub mod store;
