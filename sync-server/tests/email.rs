@@ -223,23 +223,55 @@ async fn nothing_is_queued_when_the_callers_transaction_rolls_back() {
 
 #[tokio::test]
 async fn enqueue_reads_the_recipients_digest_setting() {
-    // Until a setting says otherwise, every notification is its own email.
     let server = TestServer::start().await;
     let ann = server.register("ann@example.com").await;
-    let mut tx = sync_server::db::begin_org(&server.state.db, ann.org_id)
-        .await
-        .expect("begin");
-    email::enqueue(
-        &mut tx,
-        ann.org_id,
-        ann.user_id,
-        &notification("hello", "body"),
-    )
-    .await
-    .expect("enqueue");
-    tx.commit().await.expect("commit");
+    let enqueue_plain = |title: &'static str| {
+        let server = &server;
+        let ann = &ann;
+        async move {
+            let mut tx = sync_server::db::begin_org(&server.state.db, ann.org_id)
+                .await
+                .expect("begin");
+            email::enqueue(
+                &mut tx,
+                ann.org_id,
+                ann.user_id,
+                &notification(title, "body"),
+            )
+            .await
+            .expect("enqueue");
+            tx.commit().await.expect("commit");
+        }
+    };
+    // Never set: every notification is its own email.
+    enqueue_plain("on its own").await;
     until_sent(&server, ann.user_id, 1).await;
     assert_eq!(mailbox(&server.state.effects.mailbox_dir).len(), 1);
+
+    // `notification_settings.email_digest` (the notifications module's) holds the next one
+    // for the hourly digest.
+    sqlx::query(
+        "INSERT INTO notification_settings (org_id, user_id, email_digest) VALUES ($1, $2, 'hourly')",
+    )
+    .bind(ann.org_id)
+    .bind(ann.user_id)
+    .execute(&server.db)
+    .await
+    .expect("set the digest");
+    enqueue_plain("for the digest").await;
+    let rows = queue(&server, ann.user_id).await;
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(
+        (rows[1].1.as_str(), rows[1].2.as_str()),
+        ("digest", "collecting"),
+        "{rows:?}"
+    );
+    let digest: String =
+        sqlx::query_scalar("SELECT digest FROM email_outbox WHERE title = 'for the digest'")
+            .fetch_one(&server.db)
+            .await
+            .expect("outbox row");
+    assert_eq!(digest, "hourly");
 }
 
 /// Settings whose daily period is about 3 s, sharing one mailbox folder.

@@ -161,14 +161,12 @@ pub async fn enqueue_with(
     Ok(())
 }
 
-/// The recipient's digest setting in this org.
-// TODO(notifications, migration 0012): read `email_digest` from the notifications helper's
-// per-user settings table once it exists; until then every email is sent on its own.
+/// The recipient's digest setting in this org: `notification_settings.email_digest`, kept by
+/// the notifications module (migration 0012); `off` when never set.
 pub async fn digest_mode(
     tx: &mut Tx<'_>,
     org_id: Uuid,
     user_id: Uuid,
 ) -> Result<DigestMode, sqlx::Error> {
-    let _ = (tx, org_id, user_id);
-    Ok(DigestMode::Off)
+    crate::notifications::preferences::email_digest(tx, org_id, user_id).await
 }
