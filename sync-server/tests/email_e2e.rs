@@ -187,3 +187,42 @@ async fn with_a_daily_digest_three_assignments_are_one_email() {
     }
     assert!(html.contains("Review &lt;the&gt; spec"), "{html}");
 }
+
+#[tokio::test]
+async fn an_assignment_committed_while_no_worker_ran_is_emailed_once_after_a_restart() {
+    let url = fresh_database_url().await;
+    let settings = test_effects();
+    let mailbox_dir = settings.mailbox_dir.clone();
+    // The process that accepts the change dies before any effect ran (no workers at all).
+    let mut first = TestServer::start_with(
+        url.clone(),
+        EffectsSettings {
+            workers: 0,
+            ..settings.clone()
+        },
+    )
+    .await;
+    let ann = first.register("ann@example.com").await;
+    let bob = first.join(&ann, "bob@example.com", "member").await;
+    assign(&first, &ann, bob.user_id, "Survive the crash").await;
+    first.stop().await;
+    assert!(mailbox(&mailbox_dir).is_empty());
+
+    let second = TestServer::start_with(url, settings).await;
+    until("bob's email", || async {
+        let rows = queue(&second, bob.user_id).await;
+        (rows.len() == 1 && rows[0].1 == "sent").then_some(())
+    })
+    .await;
+    let attempts: i32 = sqlx::query_scalar("SELECT attempts FROM email_queue WHERE user_id = $1")
+        .bind(bob.user_id)
+        .fetch_one(&second.db)
+        .await
+        .expect("attempts");
+    assert_eq!(attempts, 1);
+    let files = mailbox(&mailbox_dir);
+    assert_eq!(files.len(), 1, "{files:?}");
+    let (to, subject, _, _) = parse(&files[0]);
+    assert!(to.contains("<bob@example.com>"), "{to}");
+    assert!(subject.contains("Survive the crash"), "{subject}");
+}
