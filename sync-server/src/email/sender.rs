@@ -45,6 +45,12 @@ pub async fn run(state: AppState) {
             return;
         }
     };
+    // A From address that does not parse would fail every email permanently: better not to
+    // send (the queue keeps them) until the configuration is fixed.
+    if let Err(e) = state.effects.email_from.parse::<lettre::message::Mailbox>() {
+        tracing::error!(from = %state.effects.email_from, error = %e, "email sender not started: SYNCLINE_EMAIL_FROM is not an address");
+        return;
+    }
     tracing::info!(transport = ?transport, "email sender started");
     let worker_id = format!("{}-{}", std::process::id(), Uuid::now_v7());
     let reap_every = state
