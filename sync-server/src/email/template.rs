@@ -121,7 +121,7 @@ pub fn escape_html(s: &str) -> String {
 
 /// Collapses control characters and runs of whitespace: a subject or heading is one line
 /// (a newline in a title must not start a new header or paragraph).
-fn one_line(s: &str) -> String {
+pub(crate) fn one_line(s: &str) -> String {
     s.split(|c: char| c.is_whitespace() || c.is_control())
         .filter(|w| !w.is_empty())
         .collect::<Vec<_>>()

@@ -95,7 +95,8 @@ pub fn build_message(
     let to_address = to_email
         .parse()
         .map_err(|e| TransportError::Invalid(format!("recipient address `{to_email}`: {e}")))?;
-    let to = Mailbox::new(Some(to_name.to_owned()), to_address);
+    // A display name is user content: one line, like every header value.
+    let to = Mailbox::new(Some(super::template::one_line(to_name)), to_address);
     let message_id = format!("<{id}@{}>", from.email.domain());
     let mut message = Message::builder()
         .message_id(Some(message_id))
@@ -112,4 +113,40 @@ pub fn build_message(
         "auto-generated".to_owned(),
     ));
     Ok(message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_display_name_cannot_add_headers_and_the_message_id_is_the_row_id() {
+        let id = Uuid::now_v7();
+        let rendered = Rendered {
+            subject: "s".into(),
+            text: "t".into(),
+            html: "<p>h</p>".into(),
+        };
+        let message = build_message(
+            id,
+            "Syncline <no-reply@mail.example>",
+            "Mallory\r\nBcc: victim@example.com",
+            "mallory@example.com",
+            &rendered,
+        )
+        .expect("message");
+        let text = String::from_utf8(message.formatted()).expect("utf-8");
+        let headers = text.split("\r\n\r\n").next().unwrap_or_default();
+        assert!(!headers.lines().any(|l| l.starts_with("Bcc")), "{headers}");
+        assert!(headers.contains(&format!("Message-ID: <{id}@mail.example>")));
+        assert!(headers.contains("Auto-Submitted: auto-generated"));
+        assert!(matches!(
+            build_message(id, "not an address", "x", "x@example.com", &rendered),
+            Err(TransportError::Invalid(_))
+        ));
+        assert!(matches!(
+            build_message(id, "a@example.com", "x", "no at sign", &rendered),
+            Err(TransportError::Invalid(_))
+        ));
+    }
 }
