@@ -244,7 +244,7 @@ pub struct DeliveryWithAttemptsData {
     operation_id = "list_webhook_endpoints",
     responses(
         (status = 200, description = "The endpoints.", body = EndpointList),
-        (status = 403, description = "Not an org owner or admin."),
+        (status = 403, description = "Not an org owner or admin, or an API key without `*:read`."),
     )
 )]
 #[allow(dead_code)]
@@ -259,7 +259,7 @@ fn list_endpoints() {}
     request_body = EndpointRequest,
     responses(
         (status = 201, description = "The endpoint with its secret.", body = CreatedEndpointData),
-        (status = 403, description = "Not an org owner or admin."),
+        (status = 403, description = "Not an org owner or admin, or an API key without `*:write`."),
         (status = 422, description = "A bad or refused URL, a bad event type, an unknown field."),
     )
 )]
@@ -275,7 +275,7 @@ fn create_endpoint() {}
     params(("id" = Uuid, Path, description = "The endpoint's id.")),
     responses(
         (status = 200, description = "The endpoint.", body = EndpointData),
-        (status = 403, description = "Not an org owner or admin."),
+        (status = 403, description = "Not an org owner or admin, or an API key without `*:read`."),
         (status = 404, description = "No such endpoint in the org."),
     )
 )]
@@ -292,7 +292,7 @@ fn get_endpoint() {}
     request_body = EndpointUpdate,
     responses(
         (status = 200, description = "The endpoint as it is now.", body = EndpointData),
-        (status = 403, description = "Not an org owner or admin."),
+        (status = 403, description = "Not an org owner or admin, or an API key without `*:write`."),
         (status = 404, description = "No such endpoint in the org."),
         (status = 422, description = "A bad field."),
     )
@@ -309,7 +309,7 @@ fn update_endpoint() {}
     params(("id" = Uuid, Path, description = "The endpoint's id.")),
     responses(
         (status = 204, description = "Deleted."),
-        (status = 403, description = "Not an org owner or admin."),
+        (status = 403, description = "Not an org owner or admin, or an API key without `*:write`."),
         (status = 404, description = "No such endpoint in the org."),
     )
 )]
@@ -325,7 +325,7 @@ fn delete_endpoint() {}
     params(("id" = Uuid, Path, description = "The endpoint's id.")),
     responses(
         (status = 200, description = "The new secret, shown this once.", body = RotatedSecretData),
-        (status = 403, description = "Not an org owner or admin."),
+        (status = 403, description = "Not an org owner or admin, or an API key without `*:write`."),
         (status = 404, description = "No such endpoint in the org."),
     )
 )]
@@ -342,7 +342,7 @@ fn rotate_secret() {}
     request_body = RecoverRequest,
     responses(
         (status = 200, description = "Deliveries queued.", body = RecoveredData),
-        (status = 403, description = "Not an org owner or admin."),
+        (status = 403, description = "Not an org owner or admin, or an API key without `*:write`."),
         (status = 404, description = "No such endpoint in the org."),
         (status = 409, description = "The endpoint is disabled."),
         (status = 422, description = "`since` is missing or not a timestamp."),
@@ -366,7 +366,7 @@ fn recover() {}
     responses(
         (status = 200, description = "Deliveries.", body = DeliveryList),
         (status = 400, description = "A bad status, limit or cursor."),
-        (status = 403, description = "Not an org owner or admin."),
+        (status = 403, description = "Not an org owner or admin, or an API key without `*:read`."),
         (status = 404, description = "No such endpoint in the org."),
     )
 )]
@@ -382,7 +382,7 @@ fn list_deliveries() {}
     params(("id" = Uuid, Path, description = "The delivery's id.")),
     responses(
         (status = 200, description = "The delivery and its attempts.", body = DeliveryWithAttemptsData),
-        (status = 403, description = "Not an org owner or admin."),
+        (status = 403, description = "Not an org owner or admin, or an API key without `*:read`."),
         (status = 404, description = "No such delivery in the org."),
     )
 )]
@@ -398,7 +398,7 @@ fn get_delivery() {}
     params(("id" = Uuid, Path, description = "The delivery's id.")),
     responses(
         (status = 202, description = "Queued for a new round of attempts.", body = DeliveryData),
-        (status = 403, description = "Not an org owner or admin."),
+        (status = 403, description = "Not an org owner or admin, or an API key without `*:write`."),
         (status = 404, description = "No such delivery in the org."),
         (status = 409, description = "The delivery is still being attempted."),
     )

@@ -1,4 +1,5 @@
-//! REST for webhooks (org owners and admins only, with a user token or an API key):
+//! REST for webhooks (org owners and admins only, with a user token or an API key holding the
+//! `*:read` scope, `*:write` to change anything):
 //!
 //! - `POST /api/v1/webhooks/endpoints {url, description?, event_types?}` → 201 with the
 //!   endpoint and, this once, its `secret`;
@@ -67,6 +68,14 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/webhooks/deliveries/{id}/resend", post(resend))
 }
 
+/// Org owners and admins only; an API key also needs the `*:read` (or, to change anything,
+/// `*:write`) scope: an endpoint receives every collection's events, so a key scoped to some
+/// collections must not be able to route all of them elsewhere.
+async fn authorize(state: &AppState, caller: &Caller, write: bool) -> ServerResult<()> {
+    require_admin(state, caller).await?;
+    caller.require("*", write)
+}
+
 fn endpoint_not_found() -> ServerError {
     ServerError::new(ErrorCode::NotFound, "no such webhook endpoint")
 }
@@ -85,7 +94,7 @@ async fn create_endpoint(
     caller: Caller,
     RecordBody(body): RecordBody,
 ) -> ServerResult<(StatusCode, Json<Value>)> {
-    require_admin(&state, &caller).await?;
+    authorize(&state, &caller, true).await?;
     let changes = parse_fields(&state, &body, true).await?;
     let new = store::NewEndpoint {
         url: changes.url.unwrap_or_default(),
@@ -110,7 +119,7 @@ async fn list_endpoints(
     State(state): State<AppState>,
     caller: Caller,
 ) -> ServerResult<Json<Value>> {
-    require_admin(&state, &caller).await?;
+    authorize(&state, &caller, false).await?;
     let mut tx = crate::db::begin_org(&state.db, caller.org_id).await?;
     let endpoints = store::endpoints(&mut tx, caller.org_id).await?;
     tx.commit().await?;
@@ -125,7 +134,7 @@ async fn get_endpoint(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ServerResult<Json<Value>> {
-    require_admin(&state, &caller).await?;
+    authorize(&state, &caller, false).await?;
     let id = parse_id(&id, endpoint_not_found)?;
     let mut tx = crate::db::begin_org(&state.db, caller.org_id).await?;
     let endpoint = store::endpoint(&mut tx, caller.org_id, id).await?;
@@ -140,7 +149,7 @@ async fn update_endpoint(
     Path(id): Path<String>,
     RecordBody(body): RecordBody,
 ) -> ServerResult<Json<Value>> {
-    require_admin(&state, &caller).await?;
+    authorize(&state, &caller, true).await?;
     let id = parse_id(&id, endpoint_not_found)?;
     let changes = parse_fields(&state, &body, false).await?;
     let mut tx = crate::db::begin_org(&state.db, caller.org_id).await?;
@@ -155,7 +164,7 @@ async fn delete_endpoint(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ServerResult<StatusCode> {
-    require_admin(&state, &caller).await?;
+    authorize(&state, &caller, true).await?;
     let id = parse_id(&id, endpoint_not_found)?;
     let mut tx = crate::db::begin_org(&state.db, caller.org_id).await?;
     let deleted = store::delete_endpoint(&mut tx, caller.org_id, id).await?;
@@ -173,7 +182,7 @@ async fn rotate_secret(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ServerResult<Json<Value>> {
-    require_admin(&state, &caller).await?;
+    authorize(&state, &caller, true).await?;
     let id = parse_id(&id, endpoint_not_found)?;
     let secret = signature::generate_secret();
     let until = Utc::now()
@@ -204,7 +213,7 @@ async fn recover(
     Path(id): Path<String>,
     RecordBody(body): RecordBody,
 ) -> ServerResult<Json<Value>> {
-    require_admin(&state, &caller).await?;
+    authorize(&state, &caller, true).await?;
     let id = parse_id(&id, endpoint_not_found)?;
     let request: RecoverRequest = serde_json::from_value(Value::Object(body)).map_err(|e| {
         ServerError::new(
@@ -259,7 +268,7 @@ async fn list_deliveries(
     Path(id): Path<String>,
     Query(q): Query<DeliveriesQuery>,
 ) -> ServerResult<Json<Value>> {
-    require_admin(&state, &caller).await?;
+    authorize(&state, &caller, false).await?;
     let id = parse_id(&id, endpoint_not_found)?;
     if let Some(status) = &q.status
         && !matches!(
@@ -319,7 +328,7 @@ async fn get_delivery(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ServerResult<Json<Value>> {
-    require_admin(&state, &caller).await?;
+    authorize(&state, &caller, false).await?;
     let id = parse_id(&id, delivery_not_found)?;
     let mut tx = crate::db::begin_org(&state.db, caller.org_id).await?;
     let delivery = store::delivery(&mut tx, caller.org_id, id)
@@ -343,7 +352,7 @@ async fn resend(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ServerResult<(StatusCode, Json<Value>)> {
-    require_admin(&state, &caller).await?;
+    authorize(&state, &caller, true).await?;
     let id = parse_id(&id, delivery_not_found)?;
     let mut tx = crate::db::begin_org(&state.db, caller.org_id).await?;
     match store::resend(&mut tx, caller.org_id, id).await? {

@@ -99,6 +99,63 @@ async fn the_secret_is_shown_once_and_only_admins_manage_endpoints() {
     assert_eq!(status, 204);
 }
 
+#[tokio::test]
+async fn api_keys_need_the_wildcard_scopes() {
+    let server = TestServer::start().await;
+    let owner = server.register("owner@keys.hooks").await;
+    let key = |scopes: serde_json::Value| {
+        let server = &server;
+        let owner = &owner;
+        async move {
+            let (status, made) = server
+                .api(
+                    Method::POST,
+                    "/api/v1/api-keys",
+                    &owner.access_token,
+                    Some(json!({"name": "integration", "scopes": scopes})),
+                )
+                .await;
+            assert_eq!(status, 201, "{made}");
+            made["key"].as_str().expect("key").to_owned()
+        }
+    };
+    let narrow = key(json!(["tasks:write"])).await;
+    let reader = key(json!(["*:read"])).await;
+    let writer = key(json!(["*:write"])).await;
+    let create = |token: String| {
+        let server = &server;
+        async move {
+            server
+                .api(
+                    Method::POST,
+                    "/api/v1/webhooks/endpoints",
+                    &token,
+                    Some(json!({"url": "http://127.0.0.1:9/hook"})),
+                )
+                .await
+        }
+    };
+    let (status, body) = create(narrow.clone()).await;
+    assert_eq!(
+        status, 403,
+        "a key scoped to tasks cannot route every event: {body}"
+    );
+    assert_eq!(body["error"]["details"]["required_scope"], "*:write");
+    let (status, _) = server
+        .api(Method::GET, "/api/v1/webhooks/endpoints", &narrow, None)
+        .await;
+    assert_eq!(status, 403);
+    let (status, _) = create(reader.clone()).await;
+    assert_eq!(status, 403, "reading is not changing");
+    let (status, body) = create(writer).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, listed) = server
+        .api(Method::GET, "/api/v1/webhooks/endpoints", &reader, None)
+        .await;
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(listed["data"].as_array().map(Vec::len), Some(1));
+}
+
 fn base64_len(encoded: &str) -> usize {
     let padding = encoded.chars().rev().take_while(|c| *c == '=').count();
     encoded.len() / 4 * 3 - padding
