@@ -29,6 +29,15 @@ where
     panic!("timed out waiting for {what}");
 }
 
+/// Removes a test's mailbox folder when the test ends (also when it fails).
+struct Tidy(PathBuf);
+
+impl Drop for Tidy {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// The `.eml` files of a mailbox folder, sorted.
 fn mailbox(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -138,6 +147,7 @@ async fn until_sent(server: &TestServer, user: Uuid, count: usize) {
 #[tokio::test]
 async fn one_notification_is_one_eml_with_recipient_subject_and_both_bodies() {
     let server = TestServer::start().await;
+    let _tidy = Tidy(server.state.effects.mailbox_dir.clone());
     let ann = server.register("ann@example.com").await;
     let mailbox_dir = server.state.effects.mailbox_dir.clone();
     let n = notification(
@@ -199,6 +209,7 @@ async fn one_notification_is_one_eml_with_recipient_subject_and_both_bodies() {
 #[tokio::test]
 async fn nothing_is_queued_when_the_callers_transaction_rolls_back() {
     let server = TestServer::start().await;
+    let _tidy = Tidy(server.state.effects.mailbox_dir.clone());
     let ann = server.register("ann@example.com").await;
     let mut tx = sync_server::db::begin_org(&server.state.db, ann.org_id)
         .await
@@ -224,6 +235,7 @@ async fn nothing_is_queued_when_the_callers_transaction_rolls_back() {
 #[tokio::test]
 async fn enqueue_reads_the_recipients_digest_setting() {
     let server = TestServer::start().await;
+    let _tidy = Tidy(server.state.effects.mailbox_dir.clone());
     let ann = server.register("ann@example.com").await;
     let enqueue_plain = |title: &'static str| {
         let server = &server;
@@ -288,6 +300,7 @@ fn digest_settings(mailbox_dir: &Path, workers: usize) -> EffectsSettings {
 async fn a_daily_digest_groups_three_notifications_into_one_email() {
     let url = fresh_database_url().await;
     let mailbox_dir = test_effects().mailbox_dir;
+    let _tidy = Tidy(mailbox_dir.clone());
     // Enqueued while no sender runs, so that all three are waiting when the period ends.
     let mut quiet = TestServer::start_with(url.clone(), digest_settings(&mailbox_dir, 0)).await;
     let ann = quiet.register("ann@example.com").await;
@@ -370,6 +383,7 @@ async fn a_daily_digest_groups_three_notifications_into_one_email() {
 async fn digest_and_single_recipients_do_not_mix() {
     let url = fresh_database_url().await;
     let mailbox_dir = test_effects().mailbox_dir;
+    let _tidy = Tidy(mailbox_dir.clone());
     let mut quiet = TestServer::start_with(url.clone(), digest_settings(&mailbox_dir, 0)).await;
     let ann = quiet.register("ann@example.com").await;
     let bob = quiet.join(&ann, "bob@example.com", "member").await;
@@ -419,6 +433,7 @@ async fn a_sender_that_stopped_before_sending_leads_to_one_email() {
         ..test_effects()
     };
     let mailbox_dir = settings.mailbox_dir.clone();
+    let _tidy = Tidy(mailbox_dir.clone());
     let mut first = TestServer::start_with(url.clone(), settings.clone()).await;
     let ann = first.register("ann@example.com").await;
     enqueue(
@@ -455,6 +470,7 @@ async fn a_sender_that_died_after_sending_resends_with_the_same_message_id() {
         ..test_effects()
     };
     let mailbox_dir = settings.mailbox_dir.clone();
+    let _tidy = Tidy(mailbox_dir.clone());
     let mut first = TestServer::start_with(url.clone(), settings.clone()).await;
     let ann = first.register("ann@example.com").await;
     enqueue(
@@ -502,6 +518,7 @@ async fn a_sender_that_died_after_sending_resends_with_the_same_message_id() {
 async fn two_processes_send_a_digest_once() {
     let url = fresh_database_url().await;
     let mailbox_dir = test_effects().mailbox_dir;
+    let _tidy = Tidy(mailbox_dir.clone());
     let mut quiet = TestServer::start_with(url.clone(), digest_settings(&mailbox_dir, 0)).await;
     let ann = quiet.register("ann@example.com").await;
     for i in 0..3 {
@@ -531,6 +548,7 @@ async fn two_processes_send_a_digest_once() {
 #[tokio::test]
 async fn an_unusable_recipient_address_is_dead_lettered_at_once() {
     let server = TestServer::start().await;
+    let _tidy = Tidy(server.state.effects.mailbox_dir.clone());
     let ann = server.register("ann@example.com").await;
     sqlx::query("UPDATE users SET email = 'not an address' WHERE id = $1")
         .bind(ann.user_id)

@@ -27,6 +27,15 @@ where
     panic!("timed out waiting for {what}");
 }
 
+/// Removes a test's mailbox folder when the test ends (also when it fails).
+struct Tidy(PathBuf);
+
+impl Drop for Tidy {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 fn mailbox(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map(|entries| {
@@ -96,6 +105,7 @@ async fn queue(server: &TestServer, user: Uuid) -> Vec<(String, String, Option<i
 #[tokio::test]
 async fn assigning_a_task_emails_the_assignee_once() {
     let server = TestServer::start().await;
+    let _tidy = Tidy(server.state.effects.mailbox_dir.clone());
     let ann = server.register("ann@example.com").await;
     let bob = server.join(&ann, "bob@example.com", "member").await;
     assign(&server, &ann, bob.user_id, "Ship <the> release").await;
@@ -128,6 +138,7 @@ async fn assigning_a_task_emails_the_assignee_once() {
 async fn with_a_daily_digest_three_assignments_are_one_email() {
     let url = fresh_database_url().await;
     let mailbox_dir = test_effects().mailbox_dir;
+    let _tidy = Tidy(mailbox_dir.clone());
     let settings = |daily_seconds: f64| EffectsSettings {
         time_scale: daily_seconds / 86_400.0,
         mailbox_dir: mailbox_dir.clone(),
@@ -193,6 +204,7 @@ async fn an_assignment_committed_while_no_worker_ran_is_emailed_once_after_a_res
     let url = fresh_database_url().await;
     let settings = test_effects();
     let mailbox_dir = settings.mailbox_dir.clone();
+    let _tidy = Tidy(mailbox_dir.clone());
     // The process that accepts the change dies before any effect ran (no workers at all).
     let mut first = TestServer::start_with(
         url.clone(),
