@@ -573,3 +573,76 @@ async fn an_unusable_recipient_address_is_dead_lettered_at_once() {
     assert_eq!((status.as_str(), attempts), ("dead", 1));
     assert!(mailbox(&server.state.effects.mailbox_dir).is_empty());
 }
+
+#[tokio::test]
+async fn a_digest_is_not_claimed_while_a_notification_is_joining_it() {
+    let url = fresh_database_url().await;
+    let mailbox_dir = test_effects().mailbox_dir;
+    let _tidy = Tidy(mailbox_dir.clone());
+    // Time scale 0: a digest is due as soon as it is open. No sender runs in this process; the
+    // test claims by hand.
+    let quiet_settings = EffectsSettings {
+        time_scale: 0.0,
+        workers: 0,
+        mailbox_dir: mailbox_dir.clone(),
+        ..test_effects()
+    };
+    let mut quiet = TestServer::start_with(url.clone(), quiet_settings.clone()).await;
+    let ann = quiet.register("ann@example.com").await;
+    enqueue(
+        &quiet,
+        ann.org_id,
+        ann.user_id,
+        &notification("first", ""),
+        DigestMode::Daily,
+    )
+    .await;
+
+    // A second notification joins the open digest in a transaction still open...
+    let mut joining = sync_server::db::begin_org(&quiet.state.db, ann.org_id)
+        .await
+        .expect("begin");
+    email::enqueue_with(
+        &mut joining,
+        ann.org_id,
+        ann.user_id,
+        &notification("second", ""),
+        DigestMode::Daily,
+    )
+    .await
+    .expect("enqueue");
+    // ...so a sender skips the digest rather than send it without the second one.
+    let claimed = email::sender::claim(&quiet.state, "test-sender", 10)
+        .await
+        .expect("claim");
+    assert!(claimed.is_empty(), "{claimed:?}");
+    joining.commit().await.expect("commit");
+    let claimed = email::sender::claim(&quiet.state, "test-sender", 10)
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].kind, "digest");
+    quiet.stop().await;
+
+    // The claiming sender "dies"; a running one reaps the claim and sends both notifications.
+    let server = TestServer::start_with(
+        url,
+        EffectsSettings {
+            workers: 2,
+            stuck_after: Duration::from_millis(100),
+            ..quiet_settings
+        },
+    )
+    .await;
+    until_sent(&server, ann.user_id, 1).await;
+    let rows = queue(&server, ann.user_id).await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(
+        (rows[0].3, rows[0].4),
+        (2, Some(2)),
+        "reaped once, both carried"
+    );
+    let files = mailbox(&mailbox_dir);
+    assert_eq!(files.len(), 1);
+    assert_eq!(parse(&files[0]).subject, "2 new notifications");
+}
