@@ -254,3 +254,38 @@ async fn reading_on_one_device_syncs_to_the_other_and_forged_text_rolls_back() {
         .await
         .expect("the forged title is rolled back");
 }
+
+/// Two server processes on one database: the notification is created by the worker of one, the
+/// recipient and another member are connected to the other, whose cached authorization model
+/// predates the notification. The recipient receives it live; the other member never does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notification_made_by_another_process_reaches_only_its_recipient() {
+    let worker = TestServer::start().await;
+    let idle = sync_server::effects::EffectsSettings {
+        workers: 0,
+        ..sync_server::testing::test_effects()
+    };
+    let front = TestServer::start_with(worker.database_url.clone(), idle).await;
+    let owner = worker.register("owner@two-nodes.test").await;
+    let ann = worker.join(&owner, "ann@two-nodes.test", "member").await;
+    let bob = worker.join(&owner, "bob@two-nodes.test", "admin").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = online(&front, &ann, &dir.path().join("ann.db"));
+    let b = online(&front, &bob, &dir.path().join("bob.db"));
+    a.wait_synced(WAIT).await.expect("ann on the front process");
+    b.wait_synced(WAIT).await.expect("bob on the front process");
+
+    let task = assign(&worker, &owner, "Across processes", ann.user_id).await;
+    let id = server_notification(&worker, ann.user_id, task).await;
+    a.wait_for(WAIT, |c| {
+        c.get("notifications", id).ok().flatten().is_some()
+    })
+    .await
+    .expect("ann receives it live through the other process");
+    let later = assign(&worker, &owner, "Barrier", owner.user_id).await;
+    has_task(&b, later).await;
+    assert!(
+        notification_ids(&b).is_empty(),
+        "bob, an org admin, never receives ann's notification"
+    );
+}
