@@ -602,3 +602,56 @@ async fn read_all_marks_every_unread_notification_of_the_caller_only() {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_converted_contact_notifies_its_assignee_and_guests_are_not_told_what_they_cannot_read() {
+    let server = TestServer::start().await;
+    let owner = server.register("owner@convert.test").await;
+    let ann = server.join(&owner, "ann@convert.test", "member").await;
+    let guest = server.join(&owner, "guest@convert.test", "guest").await;
+    let contact = create(
+        &server,
+        &owner,
+        "contacts",
+        json!({"type": "lead", "status": "active", "first_name": "Grace", "last_name": "Hopper",
+               "assigned_to": ann.user_id}),
+    )
+    .await;
+    patch(
+        &server,
+        &owner,
+        &format!("/api/v1/contacts/{contact}"),
+        json!({"type": "client"}),
+    )
+    .await;
+    jobs_settled(&server).await;
+    let mine = notifications_of(&server, &ann).await;
+    assert_eq!(mine.len(), 1, "{mine:?}");
+    assert_eq!(mine[0]["event_type"], "contact.converted");
+    assert!(
+        mine[0]["title"]
+            .as_str()
+            .is_some_and(|t| t.contains("Grace Hopper")),
+        "{}",
+        mine[0]
+    );
+
+    // A guest mentioned on a task nobody shared with them is not told (the text quotes it).
+    let task = create(
+        &server,
+        &owner,
+        "tasks",
+        json!({"title": "Secret plan", "status": "todo"}),
+    )
+    .await;
+    create(
+        &server,
+        &owner,
+        "comments",
+        json!({"record_collection": "tasks", "record_id": task,
+               "body": format!("@[G](user:{}) look", guest.user_id)}),
+    )
+    .await;
+    jobs_settled(&server).await;
+    assert!(notifications_of(&server, &guest).await.is_empty());
+}
