@@ -420,6 +420,8 @@ async fn preferences_mute_event_types_records_and_everything() {
         json!({"email_digest": "weekly"}),
         json!({"preferences": {"task.assigned": {"in_app": "no"}}}),
         json!({"colour": "blue"}),
+        json!({"mute_records": [{"collection": "no\u{0}pe", "entity_id": Uuid::now_v7()}]}),
+        json!({"muted_until": "0000-01-01T00:00:00Z"}),
     ] {
         let (status, body) = server
             .api(

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::extract::State;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use syncline_protocol::ErrorCode;
@@ -203,6 +203,23 @@ pub async fn put_preferences(
             )));
         }
     };
+    if let Some(bad) = update
+        .mute_records
+        .iter()
+        .chain(&update.unmute_records)
+        .find(|r| syncline_protocol::schema::collection(&r.collection).is_none())
+    {
+        return Err(invalid(format!(
+            "`{}` is not a record collection",
+            bad.collection.replace('\0', "")
+        )));
+    }
+    // Postgres timestamps span 4713 BC to 294276 AD; chrono's range is wider.
+    if let Some(Some(until)) = update.muted_until
+        && !(1..=9999).contains(&until.year())
+    {
+        return Err(invalid("muted_until must be between the years 1 and 9999"));
+    }
     if update.mute_records.len() + update.unmute_records.len() > MAX_MUTED_RECORDS {
         return Err(invalid(format!(
             "at most {MAX_MUTED_RECORDS} records per update"
