@@ -19,6 +19,7 @@
 //!
 //! REST ([`routes`]): unread count and mark-all-read, preferences, watching records.
 
+pub(crate) mod openapi;
 pub mod preferences;
 pub mod recipients;
 pub mod routes;

@@ -33,6 +33,7 @@ use super::openapi_keys::ApiKeys;
 use super::openapi_orgs::Orgs;
 use super::openapi_revisions::Revisions;
 use super::openapi_routes::Routes;
+use crate::notifications::openapi::Notifications;
 use crate::webhooks::openapi::Webhooks;
 
 /// Path of the served document.
@@ -79,7 +80,7 @@ pub struct ErrorBody {
         license(name = "Apache-2.0"),
     ),
     components(schemas(ErrorEnvelope, ErrorBody)),
-    modifiers(&Routes, &Collections, &ApiKeys, &Revisions, &Orgs, &Effects, &Webhooks, &Conventions),
+    modifiers(&Routes, &Collections, &ApiKeys, &Revisions, &Orgs, &Effects, &Webhooks, &Notifications, &Conventions),
 )]
 struct ApiDoc;
 
