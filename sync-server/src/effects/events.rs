@@ -100,6 +100,11 @@ pub fn derive(
     before: Option<&Record>,
     after: &Record,
 ) -> Vec<NewEvent> {
+    // A personal record (a user's notification) is that user's alone: an org-wide event would
+    // hand its text to webhooks and other handlers. Its changes are still audited.
+    if syncline_protocol::schema::is_personal(schema.name) {
+        return Vec::new();
+    }
     let changes = field_changes(schema, before, after);
     if before.is_some() && changes.as_object().is_some_and(Map::is_empty) {
         return Vec::new();
@@ -239,6 +244,17 @@ mod tests {
             derive(&TASKS, id, Some(&done), &done).is_empty(),
             "no change, no event"
         );
+    }
+
+    #[test]
+    fn personal_records_raise_no_events() {
+        use syncline_protocol::schema::NOTIFICATIONS;
+        let id = Uuid::now_v7();
+        let unread = rec(&[("title", s("You were assigned"))]);
+        let mut read = unread.clone();
+        read.insert("read_at", FieldValue::Timestamp(1));
+        assert!(derive(&NOTIFICATIONS, id, None, &unread).is_empty());
+        assert!(derive(&NOTIFICATIONS, id, Some(&unread), &read).is_empty());
     }
 
     #[test]
