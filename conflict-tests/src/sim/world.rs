@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use automerge::ChangeHash;
 use client_core::Client;
 use sqlx::PgPool;
-use sync_server::testing::{TestServer, TestUser, fresh_migrated_database_url};
+use sync_server::effects::EffectsSettings;
+use sync_server::testing::{TestServer, TestUser, fresh_migrated_database_url, test_effects};
 use syncline_protocol::ErrorCode;
 use syncline_protocol::rules::OrgRole;
 use uuid::Uuid;
@@ -135,7 +136,16 @@ impl World {
         let database_url = fresh_migrated_database_url().await;
         let mut nodes = Vec::new();
         for _ in 0..plan.nodes {
-            nodes.push(Some(TestServer::start_on(database_url.clone()).await));
+            // No effect workers: their handlers (notifications of assignments, ...) run on
+            // their own timers, outside the seeded schedule, and would make replays diverge.
+            // Effects are tested by sync-server's effects, notifications and webhooks suites.
+            let effects = EffectsSettings {
+                workers: 0,
+                ..test_effects()
+            };
+            nodes.push(Some(
+                TestServer::start_with(database_url.clone(), effects).await,
+            ));
         }
         let first = nodes[0]
             .as_ref()

@@ -157,6 +157,8 @@ pub struct TestServer {
     task: Option<JoinHandle<()>>,
     cluster: Option<crate::cluster::Cluster>,
     workers: Option<crate::effects::worker::Workers>,
+    /// The effect settings it was started with, kept by [`Self::restart`].
+    effects: crate::effects::EffectsSettings,
 }
 
 impl std::fmt::Debug for TestServer {
@@ -209,7 +211,7 @@ impl TestServer {
             Duration::from_secs(900),
             Duration::from_secs(86_400),
         );
-        let mut state = AppState::new(pool.clone(), keys).with_effects(effects);
+        let mut state = AppState::new(pool.clone(), keys).with_effects(effects.clone());
         if !extra.is_empty() {
             state.effect_handlers = state.effect_handlers.with(extra);
         }
@@ -238,6 +240,7 @@ impl TestServer {
             task: Some(task),
             cluster: Some(cluster),
             workers: Some(workers),
+            effects,
         }
     }
 
@@ -261,7 +264,7 @@ impl TestServer {
     /// Stops this server and starts a new one on the same database (a new port).
     pub async fn restart(mut self) -> Self {
         self.stop().await;
-        Self::start_on(self.database_url.clone()).await
+        Self::start_with(self.database_url.clone(), self.effects.clone()).await
     }
 
     pub fn http_url(&self, path: &str) -> String {
