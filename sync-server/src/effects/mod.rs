@@ -92,6 +92,12 @@ pub trait EffectHandler: Send + Sync {
     fn name(&self) -> &'static str;
     /// Whether this handler acts on events of this type (decided when the event is recorded).
     fn wants(&self, event_type: &str) -> bool;
+    /// An SQL condition, evaluated in the change's transaction with `$1` = the org's id, that
+    /// must hold for a job to be queued at all (e.g. "the org has a webhook endpoint"): spares
+    /// a job, a claim and a run per event where the handler would find nothing to do.
+    fn queue_only_if(&self) -> Option<&'static str> {
+        None
+    }
     /// Does the work for one event. `attempt` counts from 1.
     fn handle<'a>(
         &'a self,
@@ -129,12 +135,15 @@ impl Handlers {
         Self::new(list)
     }
 
-    /// Names of the handlers that want `event_type`.
-    pub fn wanting<'a>(&'a self, event_type: &'a str) -> impl Iterator<Item = &'static str> + 'a {
+    /// Names of the handlers that want `event_type`, each with its queueing condition.
+    pub fn wanting<'a>(
+        &'a self,
+        event_type: &'a str,
+    ) -> impl Iterator<Item = (&'static str, Option<&'static str>)> + 'a {
         self.list
             .iter()
             .filter(move |h| h.wants(event_type))
-            .map(|h| h.name())
+            .map(|h| (h.name(), h.queue_only_if()))
     }
 
     pub fn get(&self, name: &str) -> Option<&Arc<dyn EffectHandler>> {

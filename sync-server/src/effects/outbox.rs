@@ -182,19 +182,35 @@ async fn insert_event(
     .bind(&origin.correlation_id)
     .execute(&mut **tx)
     .await?;
-    let names: Vec<&str> = handlers.wanting(&event.event_type).collect();
-    if names.is_empty() {
+    let wanting: Vec<(&str, Option<&str>)> = handlers.wanting(&event.event_type).collect();
+    if wanting.is_empty() {
         return Ok(0);
     }
-    sqlx::query(
-        "INSERT INTO effect_jobs (org_id, event_id, handler) SELECT $1, $2, h FROM UNNEST($3::text[]) AS h",
-    )
-    .bind(org_id)
-    .bind(id)
-    .bind(&names)
-    .execute(&mut **tx)
-    .await?;
-    Ok(names.len())
+    // Unconditional handlers in one row set; each conditional one adds a row only when its
+    // condition holds. Names and conditions are the handlers' static strings, never input.
+    let always: Vec<&str> = wanting
+        .iter()
+        .filter(|(_, condition)| condition.is_none())
+        .map(|(name, _)| *name)
+        .collect();
+    let mut sql = String::from(
+        "INSERT INTO effect_jobs (org_id, event_id, handler) \
+         SELECT $1, $2, h FROM UNNEST($3::text[]) AS h",
+    );
+    for (name, condition) in &wanting {
+        if let Some(condition) = condition {
+            sql.push_str(&format!(
+                " UNION ALL SELECT $1, $2, '{name}' WHERE ({condition})"
+            ));
+        }
+    }
+    let queued = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(org_id)
+        .bind(id)
+        .bind(&always)
+        .execute(&mut **tx)
+        .await?;
+    Ok(usize::try_from(queued.rows_affected()).unwrap_or(usize::MAX))
 }
 
 /// Audit rows of one transaction, inserted in one statement.

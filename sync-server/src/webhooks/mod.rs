@@ -88,6 +88,13 @@ impl EffectHandler for WebhooksHandler {
         true
     }
 
+    /// Only orgs with an enabled endpoint get a job: most orgs have none, and a job per change
+    /// would be claimed and run for nothing. An endpoint created or re-enabled later does not
+    /// receive earlier events (as before), except through recovery, which reads the events.
+    fn queue_only_if(&self) -> Option<&'static str> {
+        Some("EXISTS (SELECT 1 FROM webhook_endpoints WHERE org_id = $1 AND disabled_at IS NULL)")
+    }
+
     fn handle<'a>(
         &'a self,
         state: &'a AppState,

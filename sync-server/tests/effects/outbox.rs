@@ -285,3 +285,41 @@ async fn comments_thread_and_mention_users() {
         .await;
     assert_eq!(status, 201, "{by_guest}");
 }
+
+#[tokio::test]
+async fn webhook_jobs_are_queued_only_for_orgs_with_an_enabled_endpoint() {
+    let server = TestServer::start().await;
+    let owner = server.register("owner@nohooks.test").await;
+    let jobs = |org: Uuid| {
+        let db = server.db.clone();
+        async move {
+            let (n,): (i64,) = sqlx::query_as(
+                "SELECT count(*) FROM effect_jobs WHERE org_id = $1 AND handler = 'webhooks'",
+            )
+            .bind(org)
+            .fetch_one(&db)
+            .await
+            .expect("count");
+            n
+        }
+    };
+    create_task(&server, &owner, json!({})).await;
+    assert!(
+        !events_of(&server, owner.org_id, "task.created")
+            .await
+            .is_empty()
+    );
+    assert_eq!(jobs(owner.org_id).await, 0, "no endpoint, no webhook job");
+
+    let (status, endpoint) = server
+        .api(
+            Method::POST,
+            "/api/v1/webhooks/endpoints",
+            &owner.access_token,
+            Some(json!({"url": "http://127.0.0.1:9/hooks"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{endpoint}");
+    create_task(&server, &owner, json!({})).await;
+    assert_eq!(jobs(owner.org_id).await, 1, "one event, one job");
+}
