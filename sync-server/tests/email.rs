@@ -6,52 +6,17 @@
 //! or after sending but before marking the email sent, leads to exactly one message with the
 //! same Message-ID; two processes never build the same digest twice.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
+
+#[path = "support/mail.rs"]
+mod mail;
+use mail::{Tidy, mailbox, until};
 
 use sync_server::effects::EffectsSettings;
 use sync_server::email::{self, DigestMode, EmailNotification};
 use sync_server::testing::{TestServer, fresh_database_url, test_effects};
 use uuid::Uuid;
-
-/// Polls `check` every 50 ms for up to 60 s (a guard against a hang, not a timing assertion).
-async fn until<F, Fut, T>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    for _ in 0..1200 {
-        if let Some(v) = check().await {
-            return v;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
-
-/// Removes a test's mailbox folder when the test ends (also when it fails).
-struct Tidy(PathBuf);
-
-impl Drop for Tidy {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// The `.eml` files of a mailbox folder, sorted.
-fn mailbox(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|x| x == "eml"))
-                .collect()
-        })
-        .unwrap_or_default();
-    files.sort();
-    files
-}
 
 fn notification(title: &str, body: &str) -> EmailNotification {
     EmailNotification {

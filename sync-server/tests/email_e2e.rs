@@ -4,51 +4,17 @@
 //! `email_digest` set to `daily` (over REST), three assignments become one digest email and
 //! nothing is sent on its own.
 
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::path::Path;
+
+#[path = "support/mail.rs"]
+mod mail;
+use mail::{Tidy, mailbox, until};
 
 use reqwest::Method;
 use serde_json::json;
 use sync_server::effects::EffectsSettings;
 use sync_server::testing::{TestServer, TestUser, fresh_database_url, test_effects};
 use uuid::Uuid;
-
-async fn until<F, Fut, T>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    for _ in 0..1200 {
-        if let Some(v) = check().await {
-            return v;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
-
-/// Removes a test's mailbox folder when the test ends (also when it fails).
-struct Tidy(PathBuf);
-
-impl Drop for Tidy {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn mailbox(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|x| x == "eml"))
-                .collect()
-        })
-        .unwrap_or_default();
-    files.sort();
-    files
-}
 
 /// (To, Subject, plain text, HTML) of a message.
 fn parse(path: &Path) -> (String, String, String, String) {

@@ -8,7 +8,10 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::Duration;
+
+#[path = "support/mail.rs"]
+mod mail;
+use mail::until;
 
 use sync_server::effects::EffectsSettings;
 use sync_server::email::{self, DigestMode, EmailNotification};
@@ -85,20 +88,6 @@ impl Sink {
             .and_then(|s| s.trim().parse().ok())
             .unwrap_or(0)
     }
-}
-
-async fn until<F, Fut, T>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    for _ in 0..1200 {
-        if let Some(v) = check().await {
-            return v;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for {what}");
 }
 
 async fn enqueue(server: &TestServer, org: Uuid, user: Uuid, title: &str, mode: DigestMode) {
